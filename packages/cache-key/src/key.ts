@@ -1,0 +1,90 @@
+import { hash } from 'node:crypto';
+import { InvalidHostError, InvalidUrlError } from './errors.js';
+import { normalizeHost } from './host.js';
+
+/** The parts of sitecache.config.json the key depends on. A whole SitecacheConfig fits. */
+export interface KeyConfig {
+  /** Literal text before the scheme. Default "". */
+  readonly keyPrefix?: string;
+  /** The scheme nginx writes into the key: fixed by config, never taken from the request. */
+  readonly scheme: string;
+}
+
+/** What `requestKey` reads of a request: Node's IncomingMessage fits. */
+export interface RequestLike {
+  /** The raw request target, as Node's parser gives it (origin-form or absolute-form). */
+  readonly url?: string | undefined;
+  readonly headers: { readonly host?: string | undefined };
+}
+
+/**
+ * The key of the page at an absolute URL: lowercase hex md5 of
+ * keyPrefix + scheme + "://" + host + request URI, the host as nginx's `$host` and the path and
+ * query exactly as written (never decoded or normalized). Characters beyond ASCII are taken as
+ * UTF-8, the bytes a client sends for them. A `#fragment` is not part of a request and is dropped.
+ * @throws InvalidUrlError, InvalidHostError
+ */
+export function cacheKey(url: string, options: { keyPrefix?: string } = {}): string {
+  const match = ABSOLUTE_URL.exec(url);
+  if (!match) throw new InvalidUrlError(url, 'expected an absolute http or https URL such as "https://example.com/path"');
+  const [, scheme = '', authority = '', rest = ''] = match;
+  if (authority.includes('@')) throw new InvalidUrlError(url, 'user info ("user@") is not part of a page address');
+  const host = normalizeHost(authority);
+  const fragment = rest.indexOf('#');
+  const requestUri = withPath(fragment < 0 ? rest : rest.slice(0, fragment));
+  return md5Hex(`${options.keyPrefix ?? ''}${scheme.toLowerCase()}://${host}${requestUri}`, 'utf8');
+}
+
+/**
+ * The key nginx looks up for this request: the same template with the configured scheme, the
+ * request's host as `$host` and its raw target as `$request_uri`. An absolute-form target
+ * (`GET http://host/path`) takes its host from the request line, as nginx does. Node gives the
+ * target and headers as latin1 text, one character per byte, so they are hashed as those bytes.
+ * @throws InvalidHostError when the host is missing or one nginx refuses.
+ */
+export function requestKey(req: RequestLike, config: KeyConfig): string {
+  const target = req.url ?? '/';
+  let host: string;
+  let requestUri: string;
+  if (target.charCodeAt(0) === SLASH) {
+    const header = req.headers.host;
+    if (header === undefined) throw new InvalidHostError('', 'the request has no Host header');
+    host = normalizeHost(header);
+    requestUri = target;
+  } else {
+    const match = ABSOLUTE_TARGET.exec(target);
+    if (!match) throw new InvalidUrlError(target, 'a request target is "/path" or "scheme://host/path"');
+    host = normalizeHost(match[1] ?? '');
+    requestUri = withPath(match[2] ?? '');
+  }
+  return md5Hex(`${config.keyPrefix ?? ''}${config.scheme}://${host}${requestUri}`, 'latin1');
+}
+
+/**
+ * The same key template as an nginx string expression, for `set_md5 $memcached_key "..."`
+ * and its lua and njs equivalents: nginx fills in `$host` and `$request_uri` itself.
+ */
+export function nginxKeyExpression(config: KeyConfig): string {
+  const prefix = config.keyPrefix ?? '';
+  if (/[\s"'\\${}]/.test(prefix)) {
+    throw new InvalidUrlError(prefix, 'keyPrefix cannot hold whitespace, quotes, backslash, $ or braces in nginx');
+  }
+  return `${prefix}${config.scheme}://$host$request_uri`;
+}
+
+function withPath(requestUri: string): string {
+  // nginx answers `GET http://host HTTP/1.1` as a request for "/".
+  return requestUri === '' ? '/' : requestUri;
+}
+
+function md5Hex(source: string, encoding: 'utf8' | 'latin1'): string {
+  // Pure ASCII hashes the same either way; only wider text needs its bytes spelled out.
+  if (encoding === 'utf8' || Buffer.byteLength(source, 'utf8') === source.length) return hash('md5', source, 'hex');
+  return hash('md5', Buffer.from(source, 'latin1'), 'hex');
+}
+
+const SLASH = 0x2f;
+// scheme "://" authority, then the rest from the first "/", "?" or "#".
+const ABSOLUTE_URL = /^(https?):\/\/([^/?#]*)(.*)$/is;
+// nginx's request-line parser: letters for the scheme, then host[:port], then the URI.
+const ABSOLUTE_TARGET = /^[a-z]+:\/\/([^/?]*)(.*)$/is;

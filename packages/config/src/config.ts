@@ -1,0 +1,218 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError, ConfigFileError } from './errors.js';
+
+/**
+ * The one source of truth that the app side (cache-key, cache-store) and the nginx side
+ * (nginx-conf) both read, so that the key the app writes under is the key nginx looks up.
+ */
+export interface SitecacheConfig {
+  /** Literal text put before every key. Lets several sites share one memcached pool. */
+  readonly keyPrefix: string;
+  /** The scheme visitors use. Fixed by config: TLS usually ends before nginx sees the request. */
+  readonly scheme: 'http' | 'https';
+  /** Host names the site answers for, lowercase. nginx refuses any other Host. */
+  readonly hosts: readonly string[];
+  /** Where nginx listens, `host:port`. */
+  readonly listen: string;
+  /** memcached servers exactly as nginx's upstream names them (`host:port` or `unix:/path`). */
+  readonly memcached: readonly string[];
+  /** App servers that render misses (`host:port` or `unix:/path`). */
+  readonly app: readonly string[];
+  /** Seconds a page stays cached when the response names no max-age. */
+  readonly ttl: number;
+  /** Store pages gzip-compressed; nginx serves them with Content-Encoding: gzip. */
+  readonly gzip: boolean;
+  /** Cookie names that mark a visitor whose pages must never come from or go into the cache. */
+  readonly bypassCookies: readonly string[];
+  /** Response header that tells a hit (`HIT`, from nginx) from a miss (`MISS`, from the app). */
+  readonly cacheHeader: string;
+}
+
+/**
+ * The memcached flag bit that marks a stored page as gzip. nginx's memcached_gzip_flag and the
+ * writer both use this one constant. It is above 8 because memcache-client claims bits 1-8 for
+ * its own value types.
+ */
+export const GZIP_FLAG = 16;
+
+/** The file name `loadConfig` reads when given no path and no SITECACHE_CONFIG. */
+export const CONFIG_FILE_NAME = 'sitecache.config.json';
+
+const DEFAULTS = {
+  keyPrefix: '',
+  scheme: 'https',
+  listen: '127.0.0.1:8080',
+  ttl: 600,
+  gzip: true,
+  bypassCookies: [] as string[],
+  cacheHeader: 'X-Cache',
+} as const;
+
+const FIELDS = new Set([
+  'keyPrefix',
+  'scheme',
+  'hosts',
+  'listen',
+  'memcached',
+  'app',
+  'ttl',
+  'gzip',
+  'bypassCookies',
+  'cacheHeader',
+]);
+
+// memcached's exptime above 30 days is read as a Unix time, so a relative TTL must stay below it.
+const MAX_TTL = 60 * 60 * 24 * 30;
+
+// Characters nginx reads specially inside a double-quoted string ($ and ${ start a variable, a
+// quote or backslash ends or escapes it): refusing them keeps the key expression literal.
+const KEY_PREFIX = /^[\x21\x23\x25-\x26\x28-\x5b\x5d-\x7a\x7c\x7e]*$/;
+const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
+const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const UNIX_SOCKET = /^unix:\/[^\s;{}"'$]+$/;
+// RFC 7230 token: what a cookie or header name may be.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Validates a parsed config object and fills defaults.
+ * @param source named in error messages, usually the file path.
+ * @throws ConfigError naming the first field at fault.
+ */
+export function parseConfig(input: unknown, source?: string): SitecacheConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError('(root)', 'a JSON object', input, source);
+  }
+  const raw = input as Record<string, unknown>;
+  for (const field of Object.keys(raw)) {
+    if (!FIELDS.has(field)) {
+      throw new ConfigError(field, `one of the known fields (${[...FIELDS].join(', ')})`, field, source);
+    }
+  }
+  const fail = (field: string, expected: string, value: unknown): never => {
+    throw new ConfigError(field, expected, value, source);
+  };
+
+  const keyPrefix = raw.keyPrefix ?? DEFAULTS.keyPrefix;
+  if (typeof keyPrefix !== 'string' || !KEY_PREFIX.test(keyPrefix)) {
+    fail('keyPrefix', 'printable ASCII without space, $, quotes, backslash or braces (nginx reads those specially)', keyPrefix);
+  }
+
+  const scheme = raw.scheme ?? DEFAULTS.scheme;
+  if (scheme !== 'http' && scheme !== 'https') fail('scheme', '"http" or "https"', scheme);
+
+  const hosts = stringList(raw.hosts, 'hosts', fail, { nonEmpty: true });
+  hosts.forEach((host, i) => {
+    if (host !== host.toLowerCase()) fail(`hosts[${i}]`, 'a lowercase host name (nginx lowercases $host)', host);
+    if (!HOST_NAME.test(host) && !IPV6_LITERAL.test(host)) {
+      fail(`hosts[${i}]`, 'a host name such as "www.example.com" (no scheme, port or path)', host);
+    }
+  });
+
+  const listen = raw.listen ?? DEFAULTS.listen;
+  if (typeof listen !== 'string' || !isHostPort(listen)) fail('listen', '"host:port"', listen);
+
+  const memcached = stringList(raw.memcached, 'memcached', fail, { nonEmpty: true });
+  memcached.forEach((server, i) => {
+    if (!isHostPort(server) && !UNIX_SOCKET.test(server)) {
+      fail(`memcached[${i}]`, '"host:port" or "unix:/path"', server);
+    }
+  });
+  checkUnique(memcached, 'memcached', fail);
+
+  const app = stringList(raw.app, 'app', fail, { nonEmpty: true });
+  app.forEach((server, i) => {
+    if (!isHostPort(server) && !UNIX_SOCKET.test(server)) fail(`app[${i}]`, '"host:port" or "unix:/path"', server);
+  });
+  checkUnique(app, 'app', fail);
+
+  const ttl = raw.ttl ?? DEFAULTS.ttl;
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL) {
+    fail('ttl', `whole seconds from 1 to ${MAX_TTL} (memcached's 30-day limit for relative expiry)`, ttl);
+  }
+
+  const gzip = raw.gzip ?? DEFAULTS.gzip;
+  if (typeof gzip !== 'boolean') fail('gzip', 'true or false', gzip);
+
+  const bypassCookies = stringList(raw.bypassCookies ?? DEFAULTS.bypassCookies, 'bypassCookies', fail, {
+    nonEmpty: false,
+  });
+  bypassCookies.forEach((name, i) => {
+    if (!TOKEN.test(name)) fail(`bypassCookies[${i}]`, 'a cookie name (letters, digits and !#$%&\'*+.^_`|~-)', name);
+  });
+
+  const cacheHeader = raw.cacheHeader ?? DEFAULTS.cacheHeader;
+  if (typeof cacheHeader !== 'string' || !TOKEN.test(cacheHeader)) fail('cacheHeader', 'a header name', cacheHeader);
+
+  return Object.freeze({
+    keyPrefix: keyPrefix as string,
+    scheme: scheme as 'http' | 'https',
+    hosts: Object.freeze(hosts),
+    listen: listen as string,
+    memcached: Object.freeze(memcached),
+    app: Object.freeze(app),
+    ttl: ttl as number,
+    gzip: gzip as boolean,
+    bypassCookies: Object.freeze(bypassCookies),
+    cacheHeader: cacheHeader as string,
+  });
+}
+
+/**
+ * Reads and validates sitecache.config.json.
+ * @param path the file; by default $SITECACHE_CONFIG, else ./sitecache.config.json.
+ * @throws ConfigFileError when the file is missing or not JSON, ConfigError when a field is bad.
+ */
+export function loadConfig(path?: string): SitecacheConfig {
+  const file = resolve(path ?? process.env.SITECACHE_CONFIG ?? CONFIG_FILE_NAME);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigFileError(file, code === 'ENOENT' ? 'no such file' : String(error), { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigFileError(file, `not valid JSON (${(error as Error).message})`, { cause: error });
+  }
+  return parseConfig(parsed, file);
+}
+
+function isHostPort(text: string): boolean {
+  const match = HOST_PORT.exec(text);
+  if (!match) return false;
+  const port = Number(match[2]);
+  return port >= 1 && port <= 65535;
+}
+
+function stringList(
+  value: unknown,
+  field: string,
+  fail: (field: string, expected: string, value: unknown) => never,
+  { nonEmpty }: { nonEmpty: boolean },
+): string[] {
+  if (!Array.isArray(value) || (nonEmpty && value.length === 0)) {
+    fail(field, nonEmpty ? 'a non-empty list of strings' : 'a list of strings', value);
+  }
+  const list = value as unknown[];
+  list.forEach((item, i) => {
+    if (typeof item !== 'string') fail(`${field}[${i}]`, 'a string', item);
+  });
+  return [...(list as string[])];
+}
+
+function checkUnique(
+  list: readonly string[],
+  field: string,
+  fail: (field: string, expected: string, value: unknown) => never,
+): void {
+  const seen = new Set<string>();
+  list.forEach((item, i) => {
+    if (seen.has(item)) fail(`${field}[${i}]`, 'each server once', item);
+    seen.add(item);
+  });
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, ConfigFileError, loadConfig, parseConfig } from '@sitecache/config';
+
+const minimal = { hosts: ['www.example.com'], memcached: ['127.0.0.1:11211'], app: ['127.0.0.1:3000'] };
+
+describe('parseConfig', () => {
+  it('fills the documented defaults around the required fields', () => {
+    expect(parseConfig(minimal)).toEqual({
+      keyPrefix: '',
+      scheme: 'https',
+      hosts: ['www.example.com'],
+      listen: '127.0.0.1:8080',
+      memcached: ['127.0.0.1:11211'],
+      app: ['127.0.0.1:3000'],
+      ttl: 600,
+      gzip: true,
+      bypassCookies: [],
+      cacheHeader: 'X-Cache',
+    });
+  });
+
+  it('keeps memcached server names exactly as written, since nginx hashes the literal text', () => {
+    const config = parseConfig({ ...minimal, memcached: ['127.0.0.1:11212', 'unix:/run/memcached.sock'] });
+    expect(config.memcached).toEqual(['127.0.0.1:11212', 'unix:/run/memcached.sock']);
+  });
+
+  it.each([
+    [{ memcached: ['127.0.0.1:11211', 'localhost'] }, 'memcached[1]', '"host:port" or "unix:/path"', '"localhost"'],
+    [{ memcached: [] }, 'memcached', 'a non-empty list of strings', '[]'],
+    [{ memcached: ['127.0.0.1:1', '127.0.0.1:1'] }, 'memcached[1]', 'each server once', '"127.0.0.1:1"'],
+    [{ keyPrefix: 'site$1' }, 'keyPrefix', 'printable ASCII', '"site$1"'],
+    [{ keyPrefix: 'a"b' }, 'keyPrefix', 'printable ASCII', '"a\\"b"'],
+    [{ keyPrefix: 'a{b' }, 'keyPrefix', 'printable ASCII', '"a{b"'],
+    [{ scheme: 'ftp' }, 'scheme', '"http" or "https"', '"ftp"'],
+    [{ hosts: ['Example.com'] }, 'hosts[0]', 'a lowercase host name', '"Example.com"'],
+    [{ hosts: ['example.com:8080'] }, 'hosts[0]', 'a host name', '"example.com:8080"'],
+    [{ hosts: ['https://example.com'] }, 'hosts[0]', 'a host name', '"https://example.com"'],
+    [{ listen: '8080' }, 'listen', '"host:port"', '"8080"'],
+    [{ app: ['127.0.0.1:70000'] }, 'app[0]', '"host:port" or "unix:/path"', '"127.0.0.1:70000"'],
+    [{ ttl: 0 }, 'ttl', 'whole seconds from 1 to 2592000', '0'],
+    [{ ttl: 2592001 }, 'ttl', 'whole seconds from 1 to 2592000', '2592001'],
+    [{ ttl: '600' }, 'ttl', 'whole seconds', '"600"'],
+    [{ gzip: 'yes' }, 'gzip', 'true or false', '"yes"'],
+    [{ bypassCookies: ['session id'] }, 'bypassCookies[0]', 'a cookie name', '"session id"'],
+    [{ cacheHeader: 'X Cache' }, 'cacheHeader', 'a header name', '"X Cache"'],
+    [{ ttll: 5 }, 'ttll', 'one of the known fields', '"ttll"'],
+  ])('refuses %j naming the field, what it expected and what it got', (patch, field, expected, got) => {
+    const attempt = () => parseConfig({ ...minimal, ...patch }, 'site.json');
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(`Invalid config field "${field}" in site.json: expected ${expected}`);
+    expect(attempt).toThrow(`got ${got}`);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as ConfigError).field).toBe(field);
+    }
+  });
+
+  it('accepts a prefix nginx can hold literally inside its key expression', () => {
+    expect(parseConfig({ ...minimal, keyPrefix: 'blog:v2/' }).keyPrefix).toBe('blog:v2/');
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sitecache-config-test-'));
+
+  it('reads and validates a file', () => {
+    const file = join(dir, 'ok.json');
+    writeFileSync(file, JSON.stringify({ ...minimal, ttl: 60 }));
+    expect(loadConfig(file).ttl).toBe(60);
+  });
+
+  it('names a missing file', () => {
+    expect(() => loadConfig(join(dir, 'absent.json'))).toThrow(ConfigFileError);
+    expect(() => loadConfig(join(dir, 'absent.json'))).toThrow('absent.json": no such file');
+  });
+
+  it('names a file that is not JSON', () => {
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, '{ "hosts": [');
+    expect(() => loadConfig(file)).toThrow(/broken\.json": not valid JSON/);
+  });
+
+  it('names the file in a field error', () => {
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ ...minimal, ttl: -1 }));
+    expect(() => loadConfig(file)).toThrow(`Invalid config field "ttl" in ${file}`);
+  });
+});
