@@ -43,7 +43,7 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Me
       await waitForListener(target, 10_000, () => current.alive());
     } catch (error) {
       await current.stop();
-      throw new Error(`memcached did not start: ${(error as Error).message}\n${current.stderr()}`);
+      throw new Error(`memcached did not start: ${(error as Error).message}\n${current.stderr()}`, { cause: error });
     }
   };
   await launch();

@@ -49,7 +49,7 @@ export async function startNginx(render: (slot: NginxSlot) => string | Promise<s
     await nginx.stop();
     const log = await errorLog();
     await dir.remove();
-    throw new Error(`nginx did not start: ${(error as Error).message}\n${nginx.stderr()}${log}`);
+    throw new Error(`nginx did not start: ${(error as Error).message}\n${nginx.stderr()}${log}`, { cause: error });
   }
   return {
     port,

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the demo, the tests and the benchmarks need on a fresh Debian machine with
+# Node: nginx and its modules, memcached, wrk, GNU parallel (apt-get, as root), pnpm, the
+# workspace's packages, and the packages' builds. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=12.4.2
+APT_PACKAGES=(nginx libnginx-mod-http-set-misc libnginx-mod-http-lua libnginx-mod-http-js memcached wrk parallel)
+MODULES=/usr/lib/nginx/modules
+
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -f "$MODULES/ngx_http_set_misc_module.so" ] || missing+=(libnginx-mod-http-set-misc)
+[ -f "$MODULES/ngx_http_lua_module.so" ] || missing+=(libnginx-mod-http-lua)
+[ -f "$MODULES/ngx_http_js_module.so" ] || missing+=(libnginx-mod-http-js)
+command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || missing+=(memcached)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v parallel >/dev/null 2>&1 || missing+=(parallel)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${missing[*]} with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+    # Debian starts nothing here, but where it does, stop the system copies: tests start their own.
+    (systemctl disable --now nginx memcached >/dev/null 2>&1 || true)
+  else
+    echo "setup: missing ${missing[*]}. Install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${APT_PACKAGES[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  echo "setup: installing pnpm $PNPM_VERSION" >&2
+  npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1 || {
+    echo "setup: could not install pnpm globally; run: npm install -g pnpm@$PNPM_VERSION" >&2
+    exit 1
+  }
+fi
+
+pnpm install --frozen-lockfile --reporter=silent
+pnpm run --silent build >/dev/null
