@@ -101,13 +101,14 @@ function servers(config: SitecacheConfig, opts: ResolvedOptions): string[] {
   return [
     '# Any Host the site does not serve is refused, so nobody fills the cache under a name they choose.',
     'server {',
-    ...indent([`listen ${config.listen} default_server;`, 'server_name _;', 'return 421;']),
+    ...indent([`listen ${config.listen} default_server;`, 'server_name _;', ...LONG_URIS, 'return 421;']),
     '}',
     '',
     'server {',
     ...indent([
       `listen ${config.listen};`,
       `server_name ${config.hosts.join(' ')};`,
+      ...LONG_URIS,
       '',
       ...keyDirective(config, opts),
       '',
@@ -198,6 +199,12 @@ function appLocation(config: SitecacheConfig, opts: ResolvedOptions): string[] {
     ...(opts.debugKeyHeader ? ['# Test configs only: the key nginx looked up, for the app to compare.', 'proxy_set_header X-Sitecache-Key $memcached_key;'] : []),
   ];
 }
+
+// nginx reads the request line with the default server's buffers, so both servers say it.
+const LONG_URIS = [
+  '# Request lines up to 16 KB, as much as Node\'s parser accepts, so a long URI reaches the app.',
+  'large_client_header_buffers 4 16k;',
+];
 
 const POISONING_HEADERS = [
   'X-Forwarded-Host',

@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { InvalidHostError, requestKey } from '@sitecache/cache-key';
+import { parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { renderNginxConf, renderNjsKeyModule } from '@sitecache/nginx-conf';
+import {
+  memcachedSet,
+  sendRaw,
+  startMemcached,
+  startNginx,
+  type MemcachedServer,
+  type NginxServer,
+} from '@sitecache/test-services';
+import { hasNoPath, nodeRefuses, parityCorpus, REJECTED_HOSTS, REJECTED_TARGETS, SITE_HOSTS, type ParityCase } from './corpus.js';
+
+// The invariant the product rests on: the key the app computes is the key nginx looks up.
+describe.each(['set_misc', 'lua', 'njs'] as const)('with md5 by %s, the key cache-key computes is the key nginx looks up', (md5) => {
+  const corpus = parityCorpus();
+  let memcached: MemcachedServer;
+  let nginx: NginxServer;
+  let app: Server;
+  let config: SitecacheConfig;
+  const appSaw: { nginxKey: string | undefined; appKey: string; url: string; host: string | undefined }[] = [];
+
+  beforeAll(async () => {
+    memcached = await startMemcached();
+    app = createServer((req, res) => {
+      let appKey: string;
+      try {
+        appKey = requestKey(req, config);
+      } catch (error) {
+        appKey = `error: ${(error as Error).message}`;
+      }
+      const nginxKey = req.headers['x-sitecache-key'] as string | undefined;
+      appSaw.push({ nginxKey, appKey, url: req.url ?? '', host: req.headers.host });
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ nginxKey, appKey }));
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const appPort = (app.address() as AddressInfo).port;
+    nginx = await startNginx(async ({ port, prefix }) => {
+      config = parseConfig({
+        hosts: SITE_HOSTS,
+        listen: `127.0.0.1:${port}`,
+        memcached: [memcached.address],
+        app: [`127.0.0.1:${appPort}`],
+        gzip: false,
+      });
+      const njsModulePath = join(prefix, 'sitecache-key.js');
+      await writeFile(njsModulePath, renderNjsKeyModule(config));
+      return renderNginxConf(config, { standalone: true, prefix, md5, njsModulePath, debugKeyHeader: true, workerProcesses: 1 });
+    });
+  });
+
+  afterAll(async () => {
+    await nginx?.stop();
+    await memcached?.stop();
+    await new Promise((resolve) => app?.close(resolve));
+  });
+
+  const request = (c: ParityCase): Buffer =>
+    Buffer.from(`GET ${c.target} HTTP/1.1\r\nHost: ${c.host}\r\nConnection: close\r\n\r\n`, 'latin1');
+
+  it('covers at least 300 request targets', () => {
+    expect(corpus.length).toBeGreaterThanOrEqual(300);
+  });
+
+  it('serves every page stored under requestKey from memcached, byte for byte', async () => {
+    // Distinct bodies, so a page served under the wrong key shows up as a wrong body.
+    const bodies = corpus.map((c, i) => `<p>page ${i} for ${JSON.stringify(c.target.slice(0, 60))}</p>`);
+    const keys = corpus.map((c) => requestKey({ url: c.target, headers: { host: c.host } }, config));
+    // Cases that name the same page (e.g. a host with and without its port) share one stored body.
+    const firstIndexOfKey = new Map<string, number>();
+    keys.forEach((key, i) => {
+      if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, i);
+    });
+    for (const [key, i] of firstIndexOfKey) await memcachedSet(memcached.address, key, bodies[i] as string);
+
+    const failures: string[] = [];
+    await inBatches(corpus, 16, async (c, i) => {
+      const response = await sendRaw(nginx.port, request(c));
+      const expected = bodies[firstIndexOfKey.get(keys[i] as string) as number];
+      if (response.status !== 200 || response.headers['x-cache'] !== 'HIT' || response.body.toString() !== expected) {
+        failures.push(
+          `${JSON.stringify(c)}: ${response.status} ${response.headers['x-cache']} nginx key ${response.headers['x-sitecache-key']} app key ${keys[i]}`,
+        );
+      }
+    });
+    expect(failures).toEqual([]);
+  });
+
+  it('computes in the app, from the request nginx forwards, the key nginx used', async () => {
+    // An empty cache for these targets: every request is a miss that nginx sends to the app
+    // together with the key it looked up.
+    const forwarded = corpus.filter((c) => !nodeRefuses(c.target) && !hasNoPath(c.target));
+    expect(forwarded.length).toBeGreaterThanOrEqual(300);
+    const failures: string[] = [];
+    await inBatches(forwarded, 16, async (c) => {
+      const response = await sendRaw(nginx.port, request(withMissMarker(c)));
+      const seen = response.status === 200 ? (JSON.parse(response.body.toString()) as { nginxKey: string; appKey: string }) : undefined;
+      if (!seen || seen.nginxKey !== seen.appKey || !/^[0-9a-f]{32}$/.test(seen.appKey)) {
+        failures.push(`${JSON.stringify(c)}: ${response.status} ${response.body.toString().slice(0, 200)}`);
+      }
+    });
+    expect(failures).toEqual([]);
+  });
+
+  it('leaves raw UTF-8 targets to Node, whose parser answers 400: nothing is rendered or stored for them', async () => {
+    const raw = corpus.filter((c) => nodeRefuses(c.target));
+    expect(raw.length).toBeGreaterThan(0);
+    for (const c of raw) {
+      const response = await sendRaw(nginx.port, request(withMissMarker(c)));
+      expect(response.status).toBe(400);
+    }
+  });
+
+  it('forwards an absolute-form target with no path as "/?query", a page the app keys as clients request it', async () => {
+    const before = appSaw.length;
+    const response = await sendRaw(nginx.port, request({ target: 'http://www.example.com?only-form', host: 'x' }));
+    expect(response.status).toBe(200);
+    const seen = appSaw.slice(before).at(-1);
+    expect(seen?.url).toBe('/?only-form');
+    // nginx looked up the key of "?only-form"; the app stores under the key of "/?only-form",
+    // which is the key nginx uses for the usual request of that page.
+    expect(seen?.nginxKey).toBe(requestKey({ url: 'http://www.example.com?only-form', headers: {} }, config));
+    expect(seen?.appKey).toBe(requestKey({ url: '/?only-form', headers: { host: 'www.example.com' } }, config));
+  });
+
+  it.each(REJECTED_TARGETS)('never looks up target %j, which nginx refuses with 400', async (target) => {
+    const response = await sendRaw(nginx.port, `GET ${target} HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n`);
+    expect(response.status).toBe(400);
+    expect(response.headers['x-sitecache-key']).toBeUndefined();
+  });
+
+  it.each(REJECTED_HOSTS)('refuses host %j as nginx does, with 400 there and InvalidHostError here', async (host) => {
+    const response = await sendRaw(nginx.port, `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    expect(response.status).toBe(400);
+    expect(() => requestKey({ url: '/', headers: { host } }, config)).toThrow(InvalidHostError);
+  });
+});
+
+/** The same request with a query marker nothing was stored under, so nginx misses. */
+function withMissMarker(c: ParityCase): ParityCase {
+  const hash = c.target.indexOf('#');
+  const [path, fragment] = hash < 0 ? [c.target, ''] : [c.target.slice(0, hash), c.target.slice(hash)];
+  return { ...c, target: `${path}${path.includes('?') ? '&' : '?'}miss${fragment}` };
+}
+
+async function inBatches<T>(items: readonly T[], size: number, each: (item: T, index: number) => Promise<void>): Promise<void> {
+  for (let start = 0; start < items.length; start += size) {
+    await Promise.all(items.slice(start, start + size).map((item, offset) => each(item, start + offset)));
+  }
+}
