@@ -1,0 +1,94 @@
+import { describe, expect, it } from '@jest/globals';
+import { parseConfig } from '@sitecache/config';
+import { checkNginxConf, NginxCheckError, NginxConfOptionError, renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
+
+const base = {
+  hosts: ['www.example.com', 'example.com'],
+  listen: '127.0.0.1:8080',
+  memcached: ['127.0.0.1:11211'],
+  app: ['127.0.0.1:3000'],
+};
+const three = { ...base, memcached: ['127.0.0.1:11211', '127.0.0.1:11212', '127.0.0.1:11213'] };
+
+describe('nginx -t accepts every rendered option set', () => {
+  const matrix: [string, object, RenderOptions][] = [];
+  for (const [servers, fields] of [
+    ['one memcached server', base],
+    ['three memcached servers', three],
+  ] as const) {
+    for (const gzip of [true, false]) {
+      for (const md5 of ['set_misc', 'lua', 'njs'] as const) {
+        matrix.push([`${servers}, gzip ${gzip ? 'on' : 'off'}, md5 by ${md5}`, { ...fields, gzip }, { md5, njsModulePath: '/x.js' }]);
+      }
+    }
+  }
+  matrix.push(['bypass cookies and a key prefix', { ...three, bypassCookies: ['sessionid', 'csrf.token'], keyPrefix: 'blog:' }, {}]);
+  matrix.push(['unix sockets for memcached and the app', { ...base, memcached: ['unix:/run/mc.sock'], app: ['unix:/run/app.sock'] }, {}]);
+
+  it.each(matrix)('%s', async (_name, fields, options) => {
+    await expect(checkNginxConf(parseConfig(fields), options)).resolves.toMatch(/test is successful/);
+  });
+});
+
+describe('renderNginxConf', () => {
+  it('declares keepalive after hash, or nginx silently drops keepalive', () => {
+    const text = renderNginxConf(parseConfig(three));
+    const upstream = text.slice(text.indexOf('upstream sitecache_memcached'));
+    expect(upstream.indexOf('hash $memcached_key consistent;')).toBeGreaterThan(0);
+    expect(upstream.indexOf('keepalive')).toBeGreaterThan(upstream.indexOf('hash $memcached_key consistent;'));
+  });
+
+  it('uses no hash with a single memcached server, where there is nothing to choose', () => {
+    expect(renderNginxConf(parseConfig(base))).not.toContain('hash $memcached_key');
+  });
+
+  it('lists the memcached servers in config order, exactly as written, since the ring hashes the text', () => {
+    const text = renderNginxConf(parseConfig({ ...three, memcached: ['127.0.0.1:11213', 'localhost:11211'] }));
+    expect(text.indexOf('server 127.0.0.1:11213;')).toBeLessThan(text.indexOf('server localhost:11211;'));
+  });
+
+  it('writes a comment above every block saying why it is there', () => {
+    const lines = renderNginxConf(parseConfig(three), { standalone: true, prefix: '/srv/site' }).split('\n');
+    const opening = lines.map((line, i) => [line, i] as const).filter(([line]) => /^\s*(upstream|server|location|map|http|events) .*\{$|^\s*(server|http|events) \{$/.test(line));
+    expect(opening.length).toBeGreaterThan(5);
+    for (const [line, i] of opening) {
+      if (/^\s*(events|http) \{/.test(line)) continue;
+      const above = lines.slice(Math.max(0, i - 3), i).join('\n');
+      expect({ line, commented: above.includes('#') || /^\s*map /.test(lines[i - 1] ?? '') }).toEqual({ line, commented: true });
+    }
+  });
+
+  it('loads ndk before set_misc with absolute paths in a standalone config', () => {
+    const text = renderNginxConf(parseConfig(base), { standalone: true, prefix: '/srv/site' });
+    const ndk = text.indexOf('load_module /usr/lib/nginx/modules/ndk_http_module.so;');
+    expect(ndk).toBeGreaterThan(0);
+    expect(text.indexOf('load_module /usr/lib/nginx/modules/ngx_http_set_misc_module.so;')).toBeGreaterThan(ndk);
+    expect(text).toContain('pid /srv/site/nginx.pid;');
+    expect(text).toContain('client_body_temp_path /srv/site/client_body_temp;');
+  });
+
+  it.each([
+    [{ standalone: true }, 'prefix'],
+    [{ standalone: true, prefix: 'relative/dir' }, 'prefix'],
+    [{ md5: 'sha1' }, 'md5'],
+    [{ md5: 'njs' }, 'njsModulePath'],
+    [{ memcachedBufferSize: 'big' }, 'memcachedBufferSize'],
+    [{ memcachedKeepalive: 0 }, 'memcachedKeepalive'],
+    [{ memcachedTimeout: 'soon' }, 'memcachedTimeout'],
+    [{ workerProcesses: -1 }, 'workerProcesses'],
+  ])('refuses %j naming option %s', (options, option) => {
+    const attempt = () => renderNginxConf(parseConfig(base), options as RenderOptions);
+    expect(attempt).toThrow(NginxConfOptionError);
+    expect(attempt).toThrow(`Invalid nginx-conf option "${option}"`);
+  });
+});
+
+describe('checkNginxConf', () => {
+  it("reports nginx's own message when nginx refuses the config", async () => {
+    // A memcached server nginx cannot resolve: only nginx itself can tell.
+    const config = parseConfig({ ...base, memcached: ['no-such-host.invalid:11211'] });
+    const failure = checkNginxConf(config);
+    await expect(failure).rejects.toThrow(NginxCheckError);
+    await expect(checkNginxConf(config)).rejects.toThrow(/host not found in upstream "no-such-host.invalid:11211"/);
+  });
+});
