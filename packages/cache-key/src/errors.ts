@@ -19,3 +19,14 @@ export class InvalidUrlError extends Error {
     this.url = url;
   }
 }
+
+/** A keyPrefix nginx cannot hold literally inside its key expression. */
+export class InvalidKeyPrefixError extends Error {
+  override readonly name = 'InvalidKeyPrefixError';
+  readonly keyPrefix: string;
+
+  constructor(keyPrefix: string) {
+    super(`Invalid keyPrefix ${JSON.stringify(keyPrefix)}: nginx cannot hold whitespace, quotes, backslash, $ or braces literally in its key expression`);
+    this.keyPrefix = keyPrefix;
+  }
+}

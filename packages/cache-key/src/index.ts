@@ -1,3 +1,3 @@
 export { cacheKey, requestKey, nginxKeyExpression, type KeyConfig, type RequestLike } from './key.js';
 export { normalizeHost } from './host.js';
-export { InvalidHostError, InvalidUrlError } from './errors.js';
+export { InvalidHostError, InvalidKeyPrefixError, InvalidUrlError } from './errors.js';

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { InvalidHostError, InvalidUrlError } from './errors.js';
+import { InvalidHostError, InvalidKeyPrefixError, InvalidUrlError } from './errors.js';
 import { normalizeHost } from './host.js';
 
 /** The parts of sitecache.config.json the key depends on. A whole SitecacheConfig fits. */
@@ -63,12 +63,11 @@ export function requestKey(req: RequestLike, config: KeyConfig): string {
 /**
  * The same key template as an nginx string expression, for `set_md5 $memcached_key "..."`
  * and its lua and njs equivalents: nginx fills in `$host` and `$request_uri` itself.
+ * @throws InvalidKeyPrefixError
  */
 export function nginxKeyExpression(config: KeyConfig): string {
   const prefix = config.keyPrefix ?? '';
-  if (/[\s"'\\${}]/.test(prefix)) {
-    throw new InvalidUrlError(prefix, 'keyPrefix cannot hold whitespace, quotes, backslash, $ or braces in nginx');
-  }
+  if (/[\s"'\\${}]/.test(prefix)) throw new InvalidKeyPrefixError(prefix);
   return `${prefix}${config.scheme}://$host$request_uri`;
 }
 
