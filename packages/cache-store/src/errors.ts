@@ -1,0 +1,45 @@
+/** An option of createPageStore, pageCache or a put/purge call holds a value sitecache cannot use. */
+export class CacheStoreOptionError extends Error {
+  override readonly name = 'CacheStoreOptionError';
+  /** The option at fault, such as `commandTimeoutMs` or `ttl`. */
+  readonly option: string;
+  /** The value found there. */
+  readonly value: unknown;
+
+  constructor(option: string, expected: string, value: unknown) {
+    super(`Invalid cache-store option "${option}": expected ${expected}, got ${describe(value)}`);
+    this.option = option;
+    this.value = value;
+  }
+}
+
+/** A page address that names no page nginx would look up: relative, another scheme, a wildcard host. */
+export class PageAddressError extends Error {
+  override readonly name = 'PageAddressError';
+  /** The address as given. */
+  readonly address: string;
+
+  constructor(address: string, reason: string) {
+    super(`Cannot address the page ${JSON.stringify(address)}: ${reason}`);
+    this.address = address;
+  }
+}
+
+/** A memcached server string that memcache-client cannot connect to, though nginx can. */
+export class UnsupportedServerError extends Error {
+  override readonly name = 'UnsupportedServerError';
+  /** The entry of `config.memcached` at fault. */
+  readonly server: string;
+
+  constructor(server: string, reason: string) {
+    super(`Cannot write to memcached server ${JSON.stringify(server)}: ${reason}`);
+    this.server = server;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'function') return 'a function';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

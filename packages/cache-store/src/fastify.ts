@@ -1,0 +1,121 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
+import type { SitecacheConfig } from '@sitecache/config';
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import { BodyCapture } from './body-capture.js';
+import type { PageCacheMetrics } from './metrics.js';
+import { PageCache, type Admission, type PageCacheOptions, type RouteRule } from './page-cache.js';
+import type { PageStore } from './page-store.js';
+import type { Flight } from './single-flight.js';
+
+export interface FastifyPageCacheOptions extends PageCacheOptions {
+  /** The sitecache config the generated nginx config was rendered from. */
+  config: SitecacheConfig;
+}
+
+/** What the plugin decorates the Fastify instance with, as `fastify.pageCache`. */
+export interface FastifyPageCache {
+  readonly store: PageStore;
+  readonly metrics: PageCacheMetrics;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pageCache: FastifyPageCache;
+  }
+  interface FastifyContextConfig {
+    /** This route's rule: `false` opts out of the cache, `{ ttl }` sets the seconds its pages live. */
+    pageCache?: RouteRule;
+  }
+}
+
+interface RequestState {
+  readonly admission: Admission;
+  flight?: Flight;
+  body?: BodyCapture;
+  /** The response came from the cache or a concurrent render: nothing to capture. */
+  served: boolean;
+}
+
+/**
+ * The page cache as a Fastify plugin. Its hooks: onRequest answers hits (serveFromCache) and
+ * followers of a concurrent render; onSend copies the body; the raw response's finish stores it.
+ * It applies to the whole instance it is registered on. The store closes with the instance.
+ */
+export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = Object.assign(
+  (fastify: FastifyInstance, options: FastifyPageCacheOptions, done: (error?: Error) => void): void => {
+    const { config, ...rest } = options;
+    let cache: PageCache;
+    try {
+      cache = new PageCache(config, rest);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    const states = new WeakMap<FastifyRequest, RequestState>();
+    fastify.decorate('pageCache', { store: cache.store, metrics: cache.metrics });
+
+    fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      reply.header(config.cacheHeader, 'MISS');
+      const admission = cache.admit(request.raw, request.routeOptions.config?.pageCache);
+      const state: RequestState = { admission, served: true };
+      states.set(request, state);
+      const hit = await cache.lookup(admission, request.raw);
+      if (hit) return reply.code(200).headers(hit.headers).send(request.method === 'HEAD' ? undefined : hit.body);
+      if (admission.refusal !== undefined) {
+        cache.refuse(admission.refusal);
+        return;
+      }
+      const shared = await cache.join(admission);
+      if (shared) return reply.code(shared.status).headers(shared.headers).send(shared.body);
+      state.served = false;
+      state.flight = cache.lead(admission);
+      state.body = new BodyCapture(cache.maxBodyBytes);
+      let finished = false;
+      reply.raw.once('finish', () => {
+        finished = true;
+        cache.finish(admission, state.flight, {
+          finished: true,
+          status: reply.statusCode,
+          headers: reply.getHeaders() as OutgoingHttpHeaders,
+          body: state.body && !state.body.overflowed ? state.body.body() : undefined,
+        });
+      });
+      reply.raw.once('close', () => {
+        if (!finished) cache.finish(admission, state.flight, { finished: false, status: reply.statusCode, headers: {}, body: undefined });
+      });
+    });
+
+    fastify.addHook('onSend', async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+      const state = states.get(request);
+      if (!state || state.served || !state.body) return payload;
+      if (typeof payload === 'string' || payload instanceof Uint8Array) {
+        state.body.add(payload);
+        return payload;
+      }
+      if (payload && typeof (payload as Readable).pipe === 'function') {
+        // A stream: copy its chunks as they pass, within the size guard.
+        const body = state.body;
+        const copy = new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            body.add(chunk);
+            callback(null, chunk);
+          },
+        });
+        (payload as Readable).on('error', (error) => copy.destroy(error));
+        return (payload as Readable).pipe(copy);
+      }
+      return payload;
+    });
+
+    fastify.addHook('onClose', async () => {
+      if (!rest.store) await cache.store.close();
+    });
+    done();
+  },
+  {
+    // Hooks for the whole instance, not only an encapsulated child context (what fastify-plugin does).
+    [Symbol.for('skip-override')]: true,
+    [Symbol.for('fastify.display-name')]: '@sitecache/cache-store',
+  },
+);

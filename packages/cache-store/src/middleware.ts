@@ -1,0 +1,106 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SitecacheConfig } from '@sitecache/config';
+import { BodyCapture } from './body-capture.js';
+import type { CachedResponse } from './cached-response.js';
+import type { PageCacheMetrics } from './metrics.js';
+import { PageCache, type Admission, type AdmittedRequest, type PageCacheOptions } from './page-cache.js';
+import type { PageStore } from './page-store.js';
+import type { Flight, SharedResponse } from './single-flight.js';
+
+/** Connect's `next`: called with no argument to hand the request on. */
+export type NextFunction = (error?: unknown) => void;
+
+/** A Connect/Express middleware, also callable from a plain node:http handler. */
+export interface PageCacheMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: NextFunction): void;
+  /** The store pages are written through. */
+  readonly store: PageStore;
+  /** Stored, skipped by reason, errors, bytes, single-flight joins, serveFromCache hits. */
+  readonly metrics: PageCacheMetrics;
+  /** Closes the store's connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * The page-cache middleware: the response goes out untouched (plus `X-Cache: MISS`), and once it
+ * has finished a page that nginx may serve to anyone is stored where nginx reads it.
+ * @throws CacheStoreOptionError for a bad option, UnsupportedServerError for a server memcache-client cannot reach.
+ */
+export function pageCache(config: SitecacheConfig, options: PageCacheOptions = {}): PageCacheMiddleware {
+  const cache = new PageCache(config, options);
+  const middleware = (req: IncomingMessage, res: ServerResponse, next: NextFunction): void => {
+    let passed = false;
+    const pass = (): void => {
+      if (passed) return;
+      passed = true;
+      next();
+    };
+    // Whatever goes wrong in here, the app still answers: the cache is never the reason a page fails.
+    handle(cache, req as AdmittedRequest, res, pass).catch(pass);
+  };
+  return Object.assign(middleware, {
+    store: cache.store,
+    metrics: cache.metrics,
+    close: (): Promise<void> => cache.store.close(),
+  });
+}
+
+async function handle(cache: PageCache, req: AdmittedRequest, res: ServerResponse, pass: () => void): Promise<void> {
+  res.setHeader(cache.config.cacheHeader, 'MISS');
+  const admission = cache.admit(req);
+  const hit = await cache.lookup(admission, req);
+  if (hit) return sendCached(req, res, hit);
+  if (admission.refusal !== undefined) {
+    cache.refuse(admission.refusal);
+    return pass();
+  }
+  const shared = await cache.join(admission);
+  if (shared) return sendShared(res, shared);
+  capture(cache, admission, cache.lead(admission), res);
+  pass();
+}
+
+function sendCached(req: IncomingMessage, res: ServerResponse, hit: CachedResponse): void {
+  res.writeHead(200, hit.headers);
+  res.end(req.method === 'HEAD' ? undefined : hit.body);
+}
+
+function sendShared(res: ServerResponse, shared: SharedResponse): void {
+  for (const [name, value] of Object.entries(shared.headers)) if (value !== undefined) res.setHeader(name, value);
+  res.statusCode = shared.status;
+  res.end(shared.body);
+}
+
+type Writer = (...args: unknown[]) => unknown;
+
+/** Wraps write and end to keep a copy of the body, and hands the finished response to the cache. */
+function capture(cache: PageCache, admission: Admission, flight: Flight | undefined, res: ServerResponse): void {
+  const body = new BodyCapture(cache.maxBodyBytes);
+  const target = res as unknown as { write: Writer; end: Writer };
+  const write = target.write;
+  const end = target.end;
+  target.write = function (this: unknown, ...args: unknown[]) {
+    body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+    return Reflect.apply(write, this, args);
+  };
+  target.end = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[0] !== 'function') body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+    return Reflect.apply(end, this, args);
+  };
+  let done = false;
+  const finish = (finished: boolean): void => {
+    if (done) return;
+    done = true;
+    target.write = write;
+    target.end = end;
+    cache.finish(admission, flight, {
+      finished,
+      status: res.statusCode,
+      headers: res.getHeaders(),
+      body: body.overflowed ? undefined : body.body(),
+    });
+  };
+  // 'finish' comes before 'close' for a response that went out whole; 'close' alone means it did not.
+  res.once('finish', () => finish(true));
+  res.once('close', () => finish(false));
+}

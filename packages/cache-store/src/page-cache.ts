@@ -1,0 +1,205 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { requestKey, type RequestLike } from '@sitecache/cache-key';
+import type { SitecacheConfig } from '@sitecache/config';
+import { cachedResponse, type CachedResponse } from './cached-response.js';
+import { CacheStoreOptionError } from './errors.js';
+import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
+import { createPageStore, type PageStore, type PageStoreOptions } from './page-store.js';
+import { requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
+import { SingleFlight, type Flight, type SharedResponse } from './single-flight.js';
+
+/** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
+export type RouteRule = false | { readonly ttl: number };
+
+export interface PageCacheOptions extends PageStoreOptions {
+  /** The store to write through, shared with other code. Default: a new `createPageStore(config, options)`. */
+  store?: PageStore;
+  /** Answer hits from memcached in the app, as nginx would (for development or without nginx). Default false. */
+  serveFromCache?: boolean;
+  /** Let concurrent misses for one page render once. Default true. */
+  singleFlight?: boolean;
+  /** How long a request waits for a concurrent render of its page before rendering itself, in ms. Default 1000. */
+  singleFlightWaitMs?: number;
+  /** The rule for a request's route, or undefined for the defaults. Called once per request. */
+  route?: (req: IncomingMessage) => RouteRule | undefined;
+}
+
+/** What is known of a request before the app runs. */
+export interface Admission {
+  /** The request as the key sees it, frozen before any router rewrites req.url. */
+  readonly page: RequestLike;
+  readonly key: string | undefined;
+  /** Why its page will not be stored, decided from the request alone. */
+  readonly refusal: SkipReason | undefined;
+  /** May a hit be answered from memcached (serveFromCache)? */
+  readonly read: boolean;
+  /** The route's TTL, when it set one. */
+  readonly ttl: number | undefined;
+}
+
+/** The request as an adapter hands it over: Node's IncomingMessage, with Express's originalUrl if any. */
+export type AdmittedRequest = IncomingMessage & { originalUrl?: string };
+
+/** What a finished (or abandoned) response looked like. */
+export interface FinishedResponse {
+  readonly finished: boolean;
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+  /** The captured body, or undefined when it outgrew the size guard or could not be captured. */
+  readonly body: Buffer | undefined;
+}
+
+// Framing and connection headers belong to one response, never to a copy handed to another request.
+const UNSHARED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'upgrade', 'trailer']);
+
+/** The middleware's workings, shared by the Connect-style and the Fastify adapters. */
+export class PageCache {
+  readonly store: PageStore;
+  readonly metrics: PageCacheMetrics;
+  readonly maxBodyBytes: number;
+  private readonly recorder: MetricsRecorder;
+  private readonly policy: RequestPolicy;
+  private readonly flights = new SingleFlight();
+  private readonly serveFromCache: boolean;
+  private readonly singleFlight: boolean;
+  private readonly waitMs: number;
+  private readonly route: PageCacheOptions['route'];
+  private routeFailed = false;
+  private readonly logger: { warn(message: string): void };
+
+  constructor(
+    readonly config: SitecacheConfig,
+    options: PageCacheOptions = {},
+  ) {
+    const { store, serveFromCache, singleFlight, singleFlightWaitMs, route, ...storeOptions } = options;
+    this.store = store ?? createPageStore(config, storeOptions);
+    const recorder = this.store.metrics as MetricsRecorder;
+    if (typeof recorder.recordSkipped !== 'function') throw new CacheStoreOptionError('store', 'a store made by createPageStore', store);
+    if (this.store.config !== config && JSON.stringify(this.store.config) !== JSON.stringify(config)) {
+      throw new CacheStoreOptionError('store', 'a store made from the same config', 'a store of another config');
+    }
+    this.recorder = recorder;
+    this.metrics = recorder;
+    this.policy = requestPolicy(config);
+    this.serveFromCache = bool('serveFromCache', serveFromCache, false);
+    this.singleFlight = bool('singleFlight', singleFlight, true);
+    this.waitMs = singleFlightWaitMs ?? 1000;
+    if (!Number.isInteger(this.waitMs) || this.waitMs < 0) throw new CacheStoreOptionError('singleFlightWaitMs', 'a whole number of ms, 0 or more', this.waitMs);
+    if (route !== undefined && typeof route !== 'function') throw new CacheStoreOptionError('route', 'a function of the request', route);
+    this.route = route;
+    this.maxBodyBytes = storeOptions.maxItemBytes ?? 1024 * 1024;
+    this.logger = storeOptions.logger ?? console;
+  }
+
+  /** Decides from the request alone what the cache may do for it. Never throws. */
+  admit(req: AdmittedRequest, override?: RouteRule): Admission {
+    const page: RequestLike = { url: req.originalUrl ?? req.url, headers: { host: req.headers.host } };
+    const facts = { method: req.method, url: page.url, headers: req.headers };
+    const rule = override ?? this.routeRule(req);
+    let refusal = this.policy.refusal(facts);
+    let read = this.serveFromCache && rule !== false && req.headers.range === undefined && this.policy.mayRead(facts);
+    if (refusal === undefined && rule === false) refusal = 'route';
+    let key: string | undefined;
+    if (refusal === undefined || read) {
+      try {
+        key = requestKey(page, this.config);
+      } catch {
+        refusal ??= 'invalid-request';
+        read = false;
+      }
+    }
+    const ttl = rule === false || rule === undefined ? undefined : rule.ttl;
+    return { page, key, refusal, read, ttl };
+  }
+
+  /** The stored page as nginx would send it, or undefined (then the app answers). */
+  async lookup(admission: Admission, req: { headers: IncomingHttpHeaders; httpVersion?: string }): Promise<CachedResponse | undefined> {
+    if (!admission.read) return undefined;
+    try {
+      const page = await this.store.get(admission.page);
+      const response = page && (await cachedResponse(req, page, this.config));
+      this.recorder.recordLookup(response !== undefined);
+      return response;
+    } catch {
+      this.recorder.recordLookup(false);
+      return undefined;
+    }
+  }
+
+  /** Counts a refusal decided before the app ran. */
+  refuse(reason: SkipReason): void {
+    this.recorder.recordSkipped(reason);
+  }
+
+  /** The leader's response when a render of the same page is under way and shareable. */
+  async join(admission: Admission): Promise<SharedResponse | undefined> {
+    if (!this.singleFlight || admission.key === undefined || admission.refusal !== undefined) return undefined;
+    const waiting = this.flights.join(admission.key, this.waitMs);
+    const shared = waiting && (await waiting);
+    if (shared) this.recorder.recordJoin();
+    return shared;
+  }
+
+  /** Makes this request the leader for its page, unless another one leads already. */
+  lead(admission: Admission): Flight | undefined {
+    if (!this.singleFlight || admission.key === undefined || admission.refusal !== undefined) return undefined;
+    return this.flights.lead(admission.key);
+  }
+
+  /**
+   * After the response went out: applies the response policy, hands a shareable page to the
+   * followers, and stores it off the response path. Never throws.
+   */
+  finish(admission: Admission, flight: Flight | undefined, response: FinishedResponse): void {
+    let refusal: SkipReason | undefined;
+    try {
+      refusal = response.finished ? (responseRefusal(response) ?? (response.body ? undefined : 'too-large')) : 'aborted';
+    } catch {
+      refusal = 'invalid-request';
+    }
+    if (refusal !== undefined || response.body === undefined) {
+      this.recorder.recordSkipped(refusal ?? 'too-large');
+      flight?.settle(undefined);
+      return;
+    }
+    const body = response.body;
+    flight?.settle({ status: response.status, headers: shareable(response.headers), body });
+    const cacheControl = response.headers['cache-control'];
+    const ttl = admission.ttl;
+    setImmediate(() => {
+      // put rejects for bad input only, and the key was computed already: counted, never the user's problem.
+      this.store.put(admission.page, body, { ttl, cacheControl }).catch(() => this.recorder.recordSkipped('invalid-request'));
+    });
+  }
+
+  private routeRule(req: IncomingMessage): RouteRule | undefined {
+    if (!this.route) return undefined;
+    try {
+      const rule = this.route(req);
+      if (rule === undefined || rule === false) return rule;
+      if (typeof rule === 'object' && Number.isInteger(rule.ttl) && rule.ttl >= 1) return rule;
+      throw new CacheStoreOptionError('route', 'a function returning false, { ttl } in whole seconds, or undefined', rule);
+    } catch (error) {
+      // A broken rule must not break the page: that route is not cached, and the cause is said once.
+      if (!this.routeFailed) {
+        this.routeFailed = true;
+        this.logger.warn(`sitecache: the route option failed (${(error as Error).message}); such requests are not cached`);
+      }
+      return false;
+    }
+  }
+}
+
+function shareable(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const copy: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !UNSHARED_HEADERS.has(name)) copy[name] = value;
+  }
+  return copy;
+}
+
+function bool(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new CacheStoreOptionError(option, 'true or false', value);
+  return value;
+}

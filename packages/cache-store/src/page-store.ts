@@ -1,0 +1,461 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { cacheKey, requestKey, type RequestLike } from '@sitecache/cache-key';
+import { GZIP_FLAG, type SitecacheConfig } from '@sitecache/config';
+import { MemcacheClient } from 'memcache-client';
+import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
+import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
+import type { SkipReason } from './policy.js';
+import { ttlFromCacheControl } from './policy.js';
+import { createHashRing, type HashMethod, type HashRing } from './ring.js';
+
+const gzip = promisify(gzipCallback);
+
+/** A page: its absolute URL (`https://www.example.com/a?b`) or the request that asked for it. */
+export type PageAddress = string | RequestLike;
+
+/** Where the store reports memcached trouble; at most one line per server per `logIntervalMs`. */
+export interface PageStoreLogger {
+  warn(message: string): void;
+}
+
+export interface PageStoreOptions {
+  /** How long to wait for a TCP connection to a memcached server, in ms. Default 100. */
+  connectTimeoutMs?: number;
+  /** How long one memcached command may take before it counts as failed, in ms. Default 250. */
+  commandTimeoutMs?: number;
+  /** How long a server that failed is left alone before one command probes it again, in ms. Default 1000. */
+  retryIntervalMs?: number;
+  /** memcached's item size limit (its `-I`): larger pages are skipped as "too-large". Default 1048576. */
+  maxItemBytes?: number;
+  /** Commands in flight per server; past this a write is skipped as "busy", never queued. Default 64. */
+  maxPendingPerServer?: number;
+  /** TCP connections kept per server. Default 2. */
+  connectionsPerServer?: number;
+  /** The balancer of the nginx upstream: "consistent" as the generated config writes it, or "modulo". Default "consistent". */
+  hashMethod?: HashMethod;
+  /** Receives the rate-limited warnings. Default `console`. */
+  logger?: PageStoreLogger;
+  /** The shortest time between two warnings about one server, in ms. Default 10000. */
+  logIntervalMs?: number;
+}
+
+export interface PutOptions {
+  /** Seconds the page lives, overriding the response's Cache-Control. */
+  ttl?: number;
+  /** The response's Cache-Control: its s-maxage, else max-age, else `config.ttl` is the TTL. */
+  cacheControl?: OutgoingHttpHeaders[string];
+}
+
+/** What became of one `put`. */
+export type PutResult =
+  | { readonly stored: true; readonly key: string; readonly server: string; readonly bytes: number; readonly ttl: number }
+  | { readonly stored: false; readonly key: string; readonly server: string; readonly reason: SkipReason };
+
+/** A page as memcached holds it. */
+export interface StoredPage {
+  readonly key: string;
+  readonly server: string;
+  /** The stored bytes: gzip when `gzip` is true. */
+  readonly body: Buffer;
+  /** The value carries the gzip flag bit nginx's memcached_gzip_flag names. */
+  readonly gzip: boolean;
+}
+
+/** What became of one page in a purge. */
+export interface PurgedPage {
+  readonly url: string;
+  readonly key: string;
+  readonly server: string;
+  readonly result: 'purged' | 'not-cached' | 'failed';
+  /** Why it failed, when it did. */
+  readonly error?: string;
+}
+
+/** The outcome of a command sent to every server. */
+export interface ServerResult {
+  readonly server: string;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+/** One server's own counters, from its `stats` command. */
+export interface ServerStats {
+  readonly server: string;
+  /** False when the server did not answer; the counters are then 0. */
+  readonly up: boolean;
+  readonly hits: number;
+  readonly misses: number;
+  readonly items: number;
+  readonly evictions: number;
+  readonly bytes: number;
+  readonly error?: string;
+}
+
+/** Writes pages where nginx reads them, and removes them. */
+export interface PageStore {
+  readonly config: SitecacheConfig;
+  /** Counters of stored and skipped pages and memcached errors. */
+  readonly metrics: PageCacheMetrics;
+  /** The memcached key nginx looks the page up under. @throws PageAddressError, InvalidHostError */
+  keyFor(page: PageAddress): string;
+  /** The server nginx reads `key` from. */
+  serverFor(key: string): string;
+  /**
+   * Stores the page body for nginx to serve. Never rejects because of memcached: a page that
+   * cannot be stored now resolves with `stored: false` and a reason.
+   * @throws (rejects) PageAddressError, InvalidHostError, CacheStoreOptionError for bad input.
+   */
+  put(page: PageAddress, body: string | Uint8Array, options?: PutOptions): Promise<PutResult>;
+  /** The page as stored, or undefined on a miss or when memcached cannot answer in time. */
+  get(page: PageAddress): Promise<StoredPage | undefined>;
+  /**
+   * Deletes pages. A path ("/a?b") names that page under every host in `config.hosts`; an
+   * absolute URL names one page.
+   */
+  purge(pages: PageAddress | Iterable<PageAddress>): Promise<PurgedPage[]>;
+  /** Empties every server of `config.memcached` (memcached's flush_all): every site sharing them too. */
+  purgeAll(): Promise<ServerResult[]>;
+  /** Each server's hits, misses, items, evictions and bytes. */
+  stats(): Promise<ServerStats[]>;
+  /** Closes the connections; later puts resolve with reason "closed". */
+  close(): Promise<void>;
+}
+
+const DEFAULTS = {
+  connectTimeoutMs: 100,
+  commandTimeoutMs: 250,
+  retryIntervalMs: 1000,
+  maxItemBytes: 1024 * 1024,
+  maxPendingPerServer: 64,
+  connectionsPerServer: 2,
+  hashMethod: 'consistent' as HashMethod,
+  logIntervalMs: 10_000,
+};
+
+// memcache-client reads flag 8 as "Buffer", so its own get returns the bytes untouched; nginx
+// ignores every bit but the gzip flag.
+const BINARY_FLAG = 8;
+// memcached stores a header, the key and the value's CRLF in the same item: measured on 1.6.
+const ITEM_OVERHEAD = 64;
+// memcached reads an exptime above 30 days as a Unix time.
+const RELATIVE_EXPIRY_MAX = 60 * 60 * 24 * 30;
+const PURGE_CONCURRENCY = 16;
+
+/**
+ * The writer: one memcache-client per server of `config.memcached` (the client does not shard),
+ * each page sent to the server nginx's hash ring picks for its key.
+ * @throws CacheStoreOptionError for a bad option, UnsupportedServerError for a unix socket or
+ * IPv6 server, which memcache-client 1.0.5 cannot connect to.
+ */
+export function createPageStore(config: SitecacheConfig, options: PageStoreOptions = {}): PageStore {
+  return new MemcachedPageStore(config, resolveOptions(options));
+}
+
+type ResolvedOptions = typeof DEFAULTS & { logger: PageStoreLogger };
+
+function resolveOptions(options: PageStoreOptions): ResolvedOptions {
+  const resolved = { ...DEFAULTS, logger: console as PageStoreLogger };
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!(name in DEFAULTS) && name !== 'logger') {
+      throw new CacheStoreOptionError(name, `one of ${[...Object.keys(DEFAULTS), 'logger'].join(', ')}`, name);
+    }
+    (resolved as Record<string, unknown>)[name] = value;
+  }
+  const positive = (name: keyof typeof DEFAULTS, min = 1): void => {
+    const value = resolved[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      throw new CacheStoreOptionError(name, `a whole number, at least ${min}`, value);
+    }
+  };
+  positive('connectTimeoutMs');
+  positive('commandTimeoutMs');
+  positive('retryIntervalMs');
+  positive('maxItemBytes', 1024);
+  positive('maxPendingPerServer');
+  positive('connectionsPerServer');
+  positive('logIntervalMs');
+  if (typeof resolved.logger?.warn !== 'function') throw new CacheStoreOptionError('logger', 'an object with a warn(message) method', resolved.logger);
+  return resolved;
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; reason: SkipReason; error?: Error };
+
+/** One memcached server: its client, its in-flight count and its circuit breaker. */
+class ServerSlot {
+  readonly client: MemcacheClient;
+  pending = 0;
+  private downUntil = 0;
+  private probing = false;
+  private lastLog = 0;
+  private unlogged = 0;
+
+  constructor(
+    readonly address: string,
+    private readonly options: ResolvedOptions,
+    private readonly metrics: MetricsRecorder,
+  ) {
+    this.client = new MemcacheClient({
+      server: { server: address, maxConnections: options.connectionsPerServer },
+      connectTimeout: options.connectTimeoutMs,
+      cmdTimeout: options.commandTimeoutMs,
+      noDelay: true,
+      logger: SILENT,
+    });
+  }
+
+  /**
+   * Runs `command` unless the server failed recently or has too much in flight. Resolves by
+   * connect + command timeout at the latest, whatever the client does.
+   */
+  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true): Promise<Outcome<T>> {
+    const now = Date.now();
+    let probe = false;
+    if (guard) {
+      if (now < this.downUntil) return { ok: false, reason: 'server-down' };
+      if (this.downUntil > 0) {
+        // Half open: one command finds out whether the server is back; the rest stay away.
+        if (this.probing) return { ok: false, reason: 'server-down' };
+        this.probing = probe = true;
+      }
+      if (this.pending >= this.options.maxPendingPerServer) {
+        if (probe) this.probing = false;
+        return { ok: false, reason: 'busy' };
+      }
+    }
+    this.pending++;
+    const attempt = (async () => command(this.client))().then(
+      (value): Outcome<T> => ({ ok: true, value }),
+      (error: Error): Outcome<T> => ({ ok: false, reason: 'memcached-error', error }),
+    );
+    // The in-flight count drops only when the client really lets go, not when we stop waiting.
+    void attempt.finally(() => this.pending--);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = this.options.connectTimeoutMs + this.options.commandTimeoutMs + 50;
+    const timeout = new Promise<Outcome<T>>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ ok: false, reason: 'memcached-error', error: new Error(`no answer within ${bound} ms`) }),
+        bound,
+      );
+    });
+    const outcome = await Promise.race([attempt, timeout]);
+    clearTimeout(timer);
+    if (probe) this.probing = false;
+    if (outcome.ok) {
+      if (this.downUntil > 0) {
+        this.downUntil = 0;
+        this.options.logger.warn(`sitecache: memcached ${this.address} answers again; pages are stored there again`);
+      }
+    } else if (outcome.error && !isReply(outcome.error)) {
+      this.fail(outcome.error);
+    }
+    return outcome;
+  }
+
+  /** A failure of the server itself (not a refusal it answered with): count, log, back off. */
+  fail(error: Error): void {
+    this.metrics.recordError(this.address);
+    this.downUntil = Date.now() + this.options.retryIntervalMs;
+    this.unlogged++;
+    const now = Date.now();
+    if (now - this.lastLog >= this.options.logIntervalMs) {
+      const more = this.unlogged > 1 ? ` (${this.unlogged} failures since the last warning)` : '';
+      this.options.logger.warn(
+        `sitecache: memcached ${this.address} failed: ${error.message}${more}; pages for it are not stored for now, users are not affected`,
+      );
+      this.lastLog = now;
+      this.unlogged = 0;
+    }
+  }
+
+  /** A command the server answered with an error (NOT_STORED, SERVER_ERROR ...): counted, no back-off. */
+  refused(): void {
+    this.metrics.recordError(this.address);
+  }
+}
+
+/** memcache-client marks errors that are the server's own reply with the reply's tokens. */
+function isReply(error: Error): boolean {
+  return Array.isArray((error as { cmdTokens?: unknown }).cmdTokens);
+}
+
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+class MemcachedPageStore implements PageStore {
+  readonly metrics: MetricsRecorder;
+  private readonly ring: HashRing;
+  private readonly slots = new Map<string, ServerSlot>();
+  private closed = false;
+
+  constructor(
+    readonly config: SitecacheConfig,
+    private readonly options: ResolvedOptions,
+  ) {
+    for (const server of config.memcached) {
+      if (server.startsWith('unix:')) throw new UnsupportedServerError(server, 'memcache-client 1.0.5 connects over TCP only; use "host:port"');
+      if (server.startsWith('[')) throw new UnsupportedServerError(server, 'memcache-client 1.0.5 cannot parse an IPv6 address; use an IPv4 address or a host name');
+    }
+    this.ring = createHashRing(config.memcached, options.hashMethod);
+    this.metrics = new MetricsRecorder(config.memcached);
+    for (const server of config.memcached) this.slots.set(server, new ServerSlot(server, options, this.metrics));
+  }
+
+  keyFor(page: PageAddress): string {
+    if (typeof page !== 'string') return requestKey(page, this.config);
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(page)?.[1]?.toLowerCase();
+    if (scheme === undefined) throw new PageAddressError(page, `expected an absolute URL such as "${this.config.scheme}://${this.config.hosts[0]}/path"`);
+    // nginx writes the configured scheme into every key, whatever the visitor used.
+    if (scheme !== this.config.scheme) {
+      throw new PageAddressError(page, `nginx keys every page with the configured scheme "${this.config.scheme}", so no ${scheme} URL is ever looked up`);
+    }
+    return cacheKey(page, this.config);
+  }
+
+  serverFor(key: string): string {
+    return this.ring.serverFor(key);
+  }
+
+  async put(page: PageAddress, body: string | Uint8Array, options: PutOptions = {}): Promise<PutResult> {
+    const key = this.keyFor(page);
+    const server = this.ring.serverFor(key);
+    const ttl = options.ttl ?? ttlFromCacheControl(options.cacheControl, this.config.ttl);
+    if (!Number.isInteger(ttl) || ttl < 1) throw new CacheStoreOptionError('ttl', 'whole seconds, at least 1', ttl);
+    const skip = (reason: SkipReason): PutResult => {
+      this.metrics.recordSkipped(reason);
+      return { stored: false, key, server, reason };
+    };
+    if (this.closed) return skip('closed');
+    const raw = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const limit = this.options.maxItemBytes - key.length - ITEM_OVERHEAD;
+    if (raw.length > (this.config.gzip ? this.options.maxItemBytes : limit)) return skip('too-large');
+
+    const slot = this.slots.get(server) as ServerSlot;
+    const outcome = await slot.run(async (client) => {
+      const value = this.config.gzip ? await gzip(raw) : raw;
+      if (value.length > limit) return 'too-large' as const;
+      const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
+      // memcached reads an exptime above 30 days as a Unix time.
+      const exptime = ttl > RELATIVE_EXPIRY_MAX ? Math.floor(Date.now() / 1000) + ttl : ttl;
+      const header = Buffer.from(`set ${key} ${flags} ${exptime} ${value.length}\r\n`);
+      // A raw set: memcache-client's own set would choose the flags itself.
+      await client.send((socket?: Socket) => {
+        if (!socket) return;
+        socket.cork();
+        socket.write(header);
+        socket.write(value);
+        socket.write(CRLF);
+        socket.uncork();
+      });
+      return value.length;
+    });
+    if (!outcome.ok) {
+      if (outcome.error && isReply(outcome.error)) slot.refused();
+      return skip(outcome.reason);
+    }
+    if (outcome.value === 'too-large') return skip('too-large');
+    this.metrics.recordStored(outcome.value);
+    return { stored: true, key, server, bytes: outcome.value, ttl };
+  }
+
+  async get(page: PageAddress): Promise<StoredPage | undefined> {
+    const key = this.keyFor(page);
+    const server = this.ring.serverFor(key);
+    if (this.closed) return undefined;
+    const outcome = await (this.slots.get(server) as ServerSlot).run((client) =>
+      client.get<Buffer | string>(key).then((found) => found),
+    );
+    if (!outcome.ok || !outcome.value) return undefined;
+    const { value, tokens } = outcome.value;
+    const flags = Number(tokens[2]);
+    return {
+      key,
+      server,
+      body: Buffer.isBuffer(value) ? value : Buffer.from(String(value)),
+      gzip: (flags & GZIP_FLAG) !== 0,
+    };
+  }
+
+  async purge(pages: PageAddress | Iterable<PageAddress>): Promise<PurgedPage[]> {
+    const list = typeof pages === 'string' || !(Symbol.iterator in Object(pages)) ? [pages as PageAddress] : [...(pages as Iterable<PageAddress>)];
+    const targets = list.flatMap((page) => this.expand(page)).map((target) => ({ ...target, server: this.ring.serverFor(target.key) }));
+    const results: PurgedPage[] = new Array(targets.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < targets.length) {
+        const index = next++;
+        const target = targets[index] as (typeof targets)[number];
+        const slot = this.slots.get(target.server) as ServerSlot;
+        const outcome = await slot.run(
+          (client) =>
+            client.delete(target.key).then(
+              () => 'purged' as const,
+              (error: Error) => {
+                if (error.message === 'NOT_FOUND') return 'not-cached' as const;
+                throw error;
+              },
+            ),
+          false,
+        );
+        results[index] = outcome.ok
+          ? { ...target, result: outcome.value }
+          : { ...target, result: 'failed', error: outcome.error?.message ?? outcome.reason };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PURGE_CONCURRENCY, targets.length) }, worker));
+    return results;
+  }
+
+  async purgeAll(): Promise<ServerResult[]> {
+    return Promise.all(
+      [...this.slots.values()].map(async (slot) => {
+        const outcome = await slot.run((client) => client.cmd('flush_all'), false);
+        return outcome.ok
+          ? { server: slot.address, ok: true }
+          : { server: slot.address, ok: false, error: outcome.error?.message ?? outcome.reason };
+      }),
+    );
+  }
+
+  async stats(): Promise<ServerStats[]> {
+    return Promise.all(
+      [...this.slots.values()].map(async (slot): Promise<ServerStats> => {
+        const outcome = await slot.run((client) => client.cmd<{ STAT?: string[][] }>('stats'), false);
+        if (!outcome.ok) {
+          return { server: slot.address, up: false, hits: 0, misses: 0, items: 0, evictions: 0, bytes: 0, error: outcome.error?.message ?? outcome.reason };
+        }
+        const stat = new Map((outcome.value.STAT ?? []).map(([name = '', value = '0']) => [name, Number(value)]));
+        return {
+          server: slot.address,
+          up: true,
+          hits: stat.get('get_hits') ?? 0,
+          misses: stat.get('get_misses') ?? 0,
+          items: stat.get('curr_items') ?? 0,
+          evictions: stat.get('evictions') ?? 0,
+          bytes: stat.get('bytes') ?? 0,
+        };
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const slot of this.slots.values()) slot.client.shutdown();
+  }
+
+  /** A path stands for that page under every host nginx serves; wildcard hosts cannot be spelled out. */
+  private expand(page: PageAddress): { url: string; key: string }[] {
+    if (typeof page !== 'string') return [{ url: `${page.headers.host ?? ''}${page.url ?? ''}`, key: this.keyFor(page) }];
+    if (!page.startsWith('/')) return [{ url: page, key: this.keyFor(page) }];
+    const hosts = this.config.hosts.filter((host) => !host.startsWith('*.'));
+    if (hosts.length === 0) throw new PageAddressError(page, 'config.hosts names only wildcard hosts: give absolute URLs');
+    return hosts.map((host) => {
+      const url = `${this.config.scheme}://${host}${page}`;
+      return { url, key: this.keyFor(url) };
+    });
+  }
+}
+
+const CRLF = Buffer.from('\r\n');

@@ -1,0 +1,268 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { normalizeHost } from '@sitecache/cache-key';
+import type { SitecacheConfig } from '@sitecache/config';
+
+/**
+ * Why a page was not stored. The policy's reasons come first (a private or unservable page),
+ * then the writer's (memcached could not take it right now).
+ */
+export type SkipReason =
+  /** The request was not a GET. HEAD is answered by nginx from the cache, but never stored. */
+  | 'method'
+  /** The request carried an Authorization header: its page may be personal. */
+  | 'authorization'
+  /** The request carried a cookie named in `bypassCookies`. */
+  | 'bypass-cookie'
+  /** The Host is not one of `config.hosts`: nginx refuses it, so nothing would ever read the page. */
+  | 'unknown-host'
+  /** The request target or Host is one nginx would refuse, so there is no key. */
+  | 'invalid-request'
+  /** The route opted out. */
+  | 'route'
+  /** The status was not 200. */
+  | 'status'
+  /** The response set a cookie: storing it would hand one visitor's cookie to everyone. */
+  | 'set-cookie'
+  /** Cache-Control: private (also the qualified private="..."). */
+  | 'private'
+  /** Cache-Control: no-store. */
+  | 'no-store'
+  /** Cache-Control: no-cache (also the qualified no-cache="..."). */
+  | 'no-cache'
+  /** s-maxage (or, without it, max-age) is 0 or not a number. */
+  | 'zero-max-age'
+  /** No max-age, and an Expires that is already past or unreadable. */
+  | 'expired'
+  /** Vary on anything but Accept-Encoding: nginx's key cannot tell those variants apart. */
+  | 'vary'
+  /** Not text/html in UTF-8, the only type the cached location serves. */
+  | 'content-type'
+  /** Already encoded (Content-Encoding): nginx would serve the bytes without saying so. */
+  | 'content-encoding'
+  /** Larger than the size guard (memcached's item limit). */
+  | 'too-large'
+  /** The response never finished (the client went away or the app failed mid-body). */
+  | 'aborted'
+  /** The server nginx reads this key from failed recently; the writer leaves it alone for a while. */
+  | 'server-down'
+  /** Too many writes to that server are already in flight. */
+  | 'busy'
+  /** memcached refused the page or did not answer in time. */
+  | 'memcached-error'
+  /** The store was closed. */
+  | 'closed';
+
+/** Every reason, in the order the policy checks them. */
+export const SKIP_REASONS: readonly SkipReason[] = [
+  'method',
+  'authorization',
+  'bypass-cookie',
+  'unknown-host',
+  'invalid-request',
+  'route',
+  'status',
+  'set-cookie',
+  'private',
+  'no-store',
+  'no-cache',
+  'zero-max-age',
+  'expired',
+  'vary',
+  'content-type',
+  'content-encoding',
+  'too-large',
+  'aborted',
+  'server-down',
+  'busy',
+  'memcached-error',
+  'closed',
+];
+
+/** What the request-side checks read. Node's IncomingMessage fits. */
+export interface RequestFacts {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** What the response-side checks read. */
+export interface ResponseFacts {
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+}
+
+/** Compiled once per config: the checks that depend on it. */
+export interface RequestPolicy {
+  /** Why nothing for this request may come from or go into the cache, or undefined. */
+  refusal(req: RequestFacts): SkipReason | undefined;
+  /** Whether the request may be answered from the cache (GET or HEAD, no credentials, a known host). */
+  mayRead(req: RequestFacts): boolean;
+}
+
+export function requestPolicy(config: SitecacheConfig): RequestPolicy {
+  // The same test as the generated nginx map on $http_cookie, so both sides bypass the same visitors.
+  const bypass =
+    config.bypassCookies.length > 0
+      ? new RegExp(`(?:^|;)\\s*(?:${config.bypassCookies.map(escapeRegex).join('|')})=`)
+      : undefined;
+  const exact = new Set(config.hosts.filter((h) => !h.startsWith('*.')));
+  const suffixes = config.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+  const knownHost = (host: string): boolean => exact.has(host) || suffixes.some((s) => host.endsWith(s) && host.length > s.length);
+
+  const credentials = (req: RequestFacts): SkipReason | undefined => {
+    if (req.headers.authorization !== undefined) return 'authorization';
+    const cookie = req.headers.cookie;
+    if (bypass && cookie !== undefined && bypass.test(cookie)) return 'bypass-cookie';
+    return undefined;
+  };
+  const hostCheck = (req: RequestFacts): SkipReason | undefined => {
+    const host = requestHost(req);
+    if (host === undefined) return 'invalid-request';
+    return knownHost(host) ? undefined : 'unknown-host';
+  };
+  return {
+    refusal(req) {
+      if (req.method !== 'GET') return 'method';
+      return credentials(req) ?? hostCheck(req);
+    },
+    mayRead(req) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+      return credentials(req) === undefined && hostCheck(req) === undefined;
+    },
+  };
+}
+
+/**
+ * Why this response must not be stored, or undefined when nginx may serve its body to anyone.
+ * Cache-Control is read as tokens, case-insensitively, qualified forms included; s-maxage
+ * governs a shared cache, so it decides before max-age does.
+ */
+export function responseRefusal(res: ResponseFacts, now = Date.now()): SkipReason | undefined {
+  if (res.status !== 200) return 'status';
+  const headers = res.headers;
+  if (headers['set-cookie'] !== undefined) return 'set-cookie';
+  const directives = parseCacheControl(headers['cache-control']);
+  if (directives.has('private')) return 'private';
+  if (directives.has('no-store')) return 'no-store';
+  if (directives.has('no-cache')) return 'no-cache';
+  const lifetime = directives.has('s-maxage') ? directives.get('s-maxage') : directives.get('max-age');
+  if (lifetime !== undefined) {
+    if (!(seconds(lifetime) > 0)) return 'zero-max-age';
+  } else if (headers.expires !== undefined) {
+    const expires = Date.parse(headerText(headers.expires));
+    if (!(expires > now)) return 'expired';
+  }
+  if (!varyAllowed(headers.vary)) return 'vary';
+  if (!servedAsHtml(headers['content-type'])) return 'content-type';
+  const encoding = headerText(headers['content-encoding']).trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') return 'content-encoding';
+  return undefined;
+}
+
+/**
+ * Seconds a stored page lives: s-maxage, else max-age, else `fallback` (config.ttl). A value
+ * that is not a positive whole number falls back too: the policy has refused those already.
+ */
+export function ttlFromCacheControl(cacheControl: OutgoingHttpHeaders[string], fallback: number): number {
+  const directives = parseCacheControl(cacheControl);
+  for (const name of ['s-maxage', 'max-age']) {
+    const value = directives.get(name);
+    if (value === undefined) continue;
+    const ttl = seconds(value);
+    if (ttl > 0) return ttl;
+  }
+  return fallback;
+}
+
+/**
+ * Directive name (lowercase) to its value; a repeated directive keeps its smallest number, so a
+ * contradictory header never lengthens a page's life. A bare directive maps to "".
+ */
+export function parseCacheControl(value: OutgoingHttpHeaders[string]): Map<string, string> {
+  const directives = new Map<string, string>();
+  const text = headerText(value);
+  if (text === '') return directives;
+  for (const part of splitOutsideQuotes(text)) {
+    const eq = part.indexOf('=');
+    const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    if (name === '') continue;
+    let arg = eq < 0 ? '' : part.slice(eq + 1).trim();
+    if (arg.startsWith('"') && arg.endsWith('"') && arg.length >= 2) arg = arg.slice(1, -1);
+    const seen = directives.get(name);
+    if (seen !== undefined && (name === 'max-age' || name === 's-maxage')) {
+      // An unreadable value wins over any number: the policy then refuses the page.
+      if (Number.isNaN(seconds(seen)) || seconds(arg) >= seconds(seen)) continue;
+    }
+    directives.set(name, arg);
+  }
+  return directives;
+}
+
+/** The host nginx keys this request on (`$host`), or undefined when nginx would refuse it. */
+export function requestHost(req: RequestFacts): string | undefined {
+  const target = req.url ?? '/';
+  let raw: string | undefined;
+  if (target.startsWith('/')) raw = headerText(req.headers.host);
+  else raw = ABSOLUTE_TARGET.exec(target)?.[1];
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    return normalizeHost(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+// nginx's request-line parser: letters for the scheme, then host[:port], then the URI.
+const ABSOLUTE_TARGET = /^[a-z]+:\/\/([^/?]*)/i;
+
+function varyAllowed(vary: OutgoingHttpHeaders[string]): boolean {
+  for (const name of headerText(vary).split(',')) {
+    const field = name.trim().toLowerCase();
+    if (field !== '' && field !== 'accept-encoding') return false;
+  }
+  return true;
+}
+
+// The cached location serves every page as "text/html; charset=utf-8" (types {}, default_type,
+// charset), so only a response that says the same, or names no charset, is served unchanged.
+function servedAsHtml(contentType: OutgoingHttpHeaders[string]): boolean {
+  const [type = '', ...params] = headerText(contentType).split(';');
+  if (type.trim().toLowerCase() !== 'text/html') return false;
+  for (const param of params) {
+    const eq = param.indexOf('=');
+    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    const charset = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    if (charset !== 'utf-8') return false;
+  }
+  return true;
+}
+
+function seconds(value: string): number {
+  return /^\d+$/.test(value) ? Number(value) : Number.NaN;
+}
+
+function headerText(value: OutgoingHttpHeaders[string]): string {
+  if (value === undefined) return '';
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+function splitOutsideQuotes(text: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') quoted = !quoted;
+    else if (c === '\\' && quoted) i++;
+    else if (c === ',' && !quoted) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+}

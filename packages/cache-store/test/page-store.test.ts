@@ -1,0 +1,297 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { gunzipSync } from 'node:zlib';
+import { cacheKey } from '@sitecache/cache-key';
+import { GZIP_FLAG, parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { freePort, memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import {
+  CacheStoreOptionError,
+  createPageStore,
+  PageAddressError,
+  UnsupportedServerError,
+  type PageStore,
+  type PageStoreOptions,
+} from '../src/index.js';
+import { HOST, remainingTtl } from './site.js';
+
+const siteConfig = (memcached: string[], fields: Record<string, unknown> = {}): SitecacheConfig =>
+  parseConfig({ hosts: [HOST, 'example.test'], memcached, app: ['127.0.0.1:9'], ...fields });
+
+describe('a page store', () => {
+  let servers: MemcachedServer[];
+  const stores: PageStore[] = [];
+  const open = (fields: Record<string, unknown> = {}, options: PageStoreOptions = {}): PageStore => {
+    const store = createPageStore(
+      siteConfig(servers.map((s) => s.address), fields),
+      { logger: { warn: () => undefined }, ...options },
+    );
+    stores.push(store);
+    return store;
+  };
+
+  beforeAll(async () => {
+    servers = [await startMemcached(), await startMemcached()];
+  });
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close();
+  });
+  afterAll(async () => {
+    for (const s of servers ?? []) await s.stop();
+  });
+
+  it('stores the raw bytes with the binary flag only, on the server the ring picks', async () => {
+    const store = open({ gzip: false });
+    const body = Buffer.from('<p>caf\u00e9 \r\n END\r\n raw bytes \x00\xff</p>', 'latin1');
+    const result = await store.put(`https://${HOST}/raw`, body);
+    expect(result).toMatchObject({ stored: true, bytes: body.length, ttl: 600 });
+    const key = cacheKey(`https://${HOST}/raw`);
+    const server = store.serverFor(key);
+    expect(result.server).toBe(server);
+    expect(await memcachedGet(server, key)).toEqual({ flags: 8, value: body });
+    const other = servers.map((s) => s.address).find((a) => a !== server) as string;
+    expect(await memcachedGet(other, key)).toBeNull();
+  });
+
+  it('stores real gzip under the flag bit the nginx config names when gzip is on', async () => {
+    const store = open({ gzip: true });
+    const html = `<html>${'<p>gzip me</p>'.repeat(500)}</html>`;
+    const result = await store.put(`https://${HOST}/zipped`, html);
+    expect(result.stored).toBe(true);
+    const key = cacheKey(`https://${HOST}/zipped`);
+    const item = await memcachedGet(store.serverFor(key), key);
+    expect(item?.flags).toBe(8 | GZIP_FLAG);
+    expect(gunzipSync(item?.value as Buffer).toString()).toBe(html);
+    expect(item?.value.length).toBeLessThan(html.length / 10);
+  });
+
+  it('takes the TTL from s-maxage, then max-age, then config.ttl, and an explicit ttl over all', async () => {
+    const store = open({ gzip: false, ttl: 321 });
+    const cases: [string, Parameters<PageStore['put']>[2], number][] = [
+      ['/ttl/s-maxage', { cacheControl: 'public, max-age=60, s-maxage=120' }, 120],
+      ['/ttl/max-age', { cacheControl: 'public, MAX-AGE=90' }, 90],
+      ['/ttl/config', { cacheControl: 'public' }, 321],
+      ['/ttl/none', {}, 321],
+      ['/ttl/explicit', { ttl: 45, cacheControl: 's-maxage=120' }, 45],
+    ];
+    for (const [path, options, expected] of cases) {
+      const result = await store.put(`https://${HOST}${path}`, 'x', options);
+      expect(result).toMatchObject({ stored: true, ttl: expected });
+      const ttl = await remainingTtl(result.server, result.key);
+      expect(ttl).toBeGreaterThanOrEqual(expected - 2);
+      expect(ttl).toBeLessThanOrEqual(expected);
+    }
+  });
+
+  it('sends a TTL above 30 days as an absolute time, so memcached keeps the page rather than dropping it', async () => {
+    const store = open({ gzip: false });
+    const fortyDays = 40 * 24 * 3600;
+    const result = await store.put(`https://${HOST}/long`, 'long-lived', { cacheControl: `s-maxage=${fortyDays}` });
+    expect(result).toMatchObject({ stored: true, ttl: fortyDays });
+    expect(await memcachedGet(result.server, result.key)).not.toBeNull();
+    expect(await remainingTtl(result.server, result.key)).toBeGreaterThan(fortyDays - 5);
+  });
+
+  it('stores the largest page memcached takes and skips one byte more as too-large, never as an error', async () => {
+    const store = open({ gzip: false });
+    const url = `https://${HOST}/big`;
+    const limit = 1024 * 1024 - cacheKey(url).length - 64;
+    const fits = await store.put(url, Buffer.alloc(limit, 'a'));
+    expect(fits.stored).toBe(true);
+    expect((await memcachedGet(fits.server, fits.key))?.value.length).toBe(limit);
+    const over = await store.put(`https://${HOST}/big`, Buffer.alloc(limit + 1, 'a'));
+    expect(over).toMatchObject({ stored: false, reason: 'too-large' });
+    expect(store.metrics.snapshot()).toMatchObject({ errors: 0, stored: 1 });
+    expect(store.metrics.snapshot().skipped['too-large']).toBe(1);
+  });
+
+  it('judges a gzip page by its stored size, and a page above the guard before compressing it', async () => {
+    const store = open({ gzip: true });
+    const compressible = await store.put(`https://${HOST}/compressible`, Buffer.alloc(900 * 1024, 'a'));
+    expect(compressible.stored).toBe(true);
+    const huge = await store.put(`https://${HOST}/huge`, Buffer.alloc(2 * 1024 * 1024, 'a'));
+    expect(huge).toMatchObject({ stored: false, reason: 'too-large' });
+  });
+
+  it('follows a configured item limit when memcached runs with a larger -I', async () => {
+    const big = await startMemcached({ maxItemSize: '2m' });
+    try {
+      const store = createPageStore(siteConfig([big.address], { gzip: false }), { maxItemBytes: 2 * 1024 * 1024 });
+      stores.push(store);
+      const result = await store.put(`https://${HOST}/two-megabytes`, Buffer.alloc(1536 * 1024, 'b'));
+      expect(result.stored).toBe(true);
+      expect((await memcachedGet(big.address, result.key))?.value.length).toBe(1536 * 1024);
+    } finally {
+      await big.stop();
+    }
+  });
+
+  it('reads back what it stored, with its gzip flag, and nothing for a page never stored', async () => {
+    const store = open({ gzip: true });
+    await store.put(`https://${HOST}/read`, '<p>read me</p>');
+    const page = await store.get(`https://${HOST}/read`);
+    expect(page?.gzip).toBe(true);
+    expect(gunzipSync(page?.body as Buffer).toString()).toBe('<p>read me</p>');
+    expect(await store.get(`https://${HOST}/never`)).toBeUndefined();
+  });
+
+  it('keys a request exactly as nginx does: host lowercased, port and trailing dot dropped, raw target', async () => {
+    const store = open({ gzip: false });
+    const result = await store.put({ url: '/a%2Fb?x=1&&y', headers: { host: 'WWW.Example.TEST.:8080' } }, 'req');
+    expect(result.key).toBe(cacheKey(`https://${HOST}/a%2Fb?x=1&&y`));
+  });
+
+  it('purges one URL, a path under every configured host, and says which pages were not cached', async () => {
+    const store = open({ gzip: false });
+    await store.put(`https://${HOST}/news`, 'www news');
+    await store.put('https://example.test/news', 'bare news');
+    await store.put(`https://${HOST}/one`, 'one');
+    const one = await store.purge(`https://${HOST}/one`);
+    expect(one).toEqual([expect.objectContaining({ url: `https://${HOST}/one`, result: 'purged' })]);
+    const both = await store.purge(['/news', '/missing']);
+    expect(both.map((p) => [p.url, p.result])).toEqual([
+      [`https://${HOST}/news`, 'purged'],
+      ['https://example.test/news', 'purged'],
+      [`https://${HOST}/missing`, 'not-cached'],
+      ['https://example.test/missing', 'not-cached'],
+    ]);
+    expect(await store.get(`https://${HOST}/news`)).toBeUndefined();
+  });
+
+  it('refuses a URL nginx never looks up: relative without a slash, or another scheme than the config', async () => {
+    const store = open();
+    await expect(store.put('news', 'x')).rejects.toThrow(PageAddressError);
+    await expect(store.purge(`http://${HOST}/news`)).rejects.toThrow(/configured scheme "https"/);
+  });
+
+  it('empties every server with purgeAll and reports per-server stats', async () => {
+    const store = open({ gzip: false });
+    for (let i = 0; i < 20; i++) await store.put(`https://${HOST}/stats/${i}`, 'x'.repeat(100));
+    await store.get(`https://${HOST}/stats/0`);
+    await store.get(`https://${HOST}/stats/none`);
+    const before = await store.stats();
+    expect(before.map((s) => s.server)).toEqual(servers.map((s) => s.address));
+    expect(before.every((s) => s.up)).toBe(true);
+    expect(before.reduce((n, s) => n + s.items, 0)).toBeGreaterThanOrEqual(20);
+    expect(before.reduce((n, s) => n + s.hits, 0)).toBeGreaterThanOrEqual(1);
+    expect(before.reduce((n, s) => n + s.misses, 0)).toBeGreaterThanOrEqual(1);
+    expect(await store.purgeAll()).toEqual(servers.map((s) => ({ server: s.address, ok: true })));
+    for (let i = 0; i < 20; i++) expect(await store.get(`https://${HOST}/stats/${i}`)).toBeUndefined();
+  });
+
+  it('refuses a unix socket or IPv6 server that memcache-client cannot reach, and bad options, by name', () => {
+    expect(() => createPageStore(siteConfig(['unix:/run/memcached.sock']))).toThrow(UnsupportedServerError);
+    expect(() => createPageStore(siteConfig(['[::1]:11211']))).toThrow(/IPv6/);
+    expect(() => createPageStore(siteConfig(['127.0.0.1:1']), { commandTimeoutMs: 0 })).toThrow(CacheStoreOptionError);
+    expect(() => createPageStore(siteConfig(['127.0.0.1:1']), { retry: 1 } as PageStoreOptions)).toThrow(/"retry"/);
+  });
+
+  it('resolves a put with reason "closed" after close', async () => {
+    const store = open();
+    await store.close();
+    expect(await store.put(`https://${HOST}/late`, 'x')).toMatchObject({ stored: false, reason: 'closed' });
+  });
+});
+
+// memcached down, silent or restarted: the writer never fails its caller and never waits long.
+describe('a page store when memcached fails', () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+  beforeAll(() => {
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterAll(() => {
+    process.off('unhandledRejection', onUnhandled);
+    expect(unhandled).toEqual([]);
+  });
+
+  const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
+    const start = performance.now();
+    const value = await work();
+    return [value, performance.now() - start];
+  };
+
+  it('skips quickly when nothing listens, backs off, and warns once per interval', async () => {
+    const warnings: string[] = [];
+    const address = `127.0.0.1:${await freePort()}`;
+    const store = createPageStore(siteConfig([address]), { retryIntervalMs: 300, logger: { warn: (m) => warnings.push(m) } });
+    try {
+      const [first, ms] = await timed(() => store.put(`https://${HOST}/down`, 'x'));
+      expect(first).toMatchObject({ stored: false, reason: 'memcached-error' });
+      expect(ms).toBeLessThan(400);
+      const [second, fast] = await timed(() => store.put(`https://${HOST}/down`, 'x'));
+      expect(second).toMatchObject({ stored: false, reason: 'server-down' });
+      expect(fast).toBeLessThan(20);
+      await new Promise((r) => setTimeout(r, 350));
+      expect(await store.put(`https://${HOST}/down`, 'x')).toMatchObject({ reason: 'memcached-error' });
+      expect(store.metrics.snapshot().errorsByServer[address]).toBe(2);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(address);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('answers within connect + command timeout when memcached accepts but never replies (SIGSTOP), and never queues past the bound', async () => {
+    const server = await startMemcached();
+    const store = createPageStore(siteConfig([server.address], { gzip: false }), {
+      commandTimeoutMs: 200,
+      connectTimeoutMs: 100,
+      maxPendingPerServer: 4,
+      logger: { warn: () => undefined },
+    });
+    try {
+      expect((await store.put(`https://${HOST}/before`, 'x')).stored).toBe(true);
+      server.process.signal('SIGSTOP');
+      const [results, ms] = await timed(() => Promise.all(Array.from({ length: 20 }, (_, i) => store.put(`https://${HOST}/stopped/${i}`, 'x'))));
+      expect(ms).toBeLessThan(100 + 200 + 50 + 150);
+      expect(results.filter((r) => !r.stored && r.reason === 'busy')).toHaveLength(16);
+      expect(results.filter((r) => !r.stored && r.reason === 'memcached-error')).toHaveLength(4);
+      const [page, lookup] = await timed(() => store.get(`https://${HOST}/before`));
+      expect(page).toBeUndefined();
+      expect(lookup).toBeLessThan(20);
+    } finally {
+      server.process.signal('SIGCONT');
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it('stores again by itself once a killed memcached is restarted', async () => {
+    const server = await startMemcached();
+    const store = createPageStore(siteConfig([server.address], { gzip: false }), { retryIntervalMs: 200, logger: { warn: () => undefined } });
+    try {
+      expect((await store.put(`https://${HOST}/r`, 'before')).stored).toBe(true);
+      server.process.signal('SIGKILL');
+      await new Promise((r) => setTimeout(r, 50));
+      const during = await store.put(`https://${HOST}/r`, 'during');
+      expect(during.stored).toBe(false);
+      await server.restart();
+      const deadline = Date.now() + 5_000;
+      let after = await store.put(`https://${HOST}/r`, 'after');
+      while (!after.stored && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        after = await store.put(`https://${HOST}/r`, 'after');
+      }
+      expect(after.stored).toBe(true);
+      expect((await memcachedGet(server.address, after.key))?.value.toString()).toBe('after');
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it('counts a refusal memcached answers with as an error without backing off from the server', async () => {
+    const server = await startMemcached();
+    const store = createPageStore(siteConfig([server.address], { gzip: false }), { maxItemBytes: 4 * 1024 * 1024, logger: { warn: () => undefined } });
+    try {
+      const refused = await store.put(`https://${HOST}/too-big-for-memcached`, Buffer.alloc(2 * 1024 * 1024));
+      expect(refused).toMatchObject({ stored: false, reason: 'memcached-error' });
+      expect((await store.put(`https://${HOST}/next`, 'fine')).stored).toBe(true);
+      expect(store.metrics.snapshot().errors).toBe(1);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+});

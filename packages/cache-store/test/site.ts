@@ -1,0 +1,129 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
+import { freePort, memcachedCommand, sendRaw, startMemcached, startNginx, type MemcachedServer, type NginxServer, type RawResponse } from '@sitecache/test-services';
+
+/** The host every test site serves. */
+export const HOST = 'www.example.test';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A node:http server on a free loopback port. */
+export async function listen(handler: Handler, port = 0): Promise<Server & { port: number; stop(): Promise<void> }> {
+  const server = createServer(handler);
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return Object.assign(server, {
+    port: (server.address() as AddressInfo).port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+/** What a site's config may change from the defaults the tests use. */
+export type ConfigFields = Partial<Record<keyof SitecacheConfig, unknown>>;
+
+export interface Site {
+  readonly config: SitecacheConfig;
+  readonly memcached: MemcachedServer[];
+  readonly nginx: NginxServer;
+  /** Sends a GET (or `method`) for `target` through nginx over a raw socket. */
+  request(target: string, headers?: Record<string, string>, method?: string): Promise<RawResponse>;
+  stop(): Promise<void>;
+}
+
+/**
+ * memcached servers, the app on `appPort` and nginx running the generated standalone config,
+ * all on loopback. The app is the caller's: it must listen on `appPort` (see `listen`).
+ */
+export async function startSite(options: {
+  memcachedCount: number;
+  /** How many of those listen on a unix socket rather than a loopback port. Default 0. */
+  unixSockets?: number;
+  appPort: number;
+  fields?: ConfigFields;
+  render?: RenderOptions;
+  edit?: (conf: string) => string;
+}): Promise<Site> {
+  const memcached: MemcachedServer[] = [];
+  try {
+    for (let i = 0; i < options.memcachedCount; i++) {
+      memcached.push(await startMemcached({ unixSocket: i < (options.unixSockets ?? 0) }));
+    }
+    const fields = {
+      hosts: [HOST],
+      memcached: memcached.map((m) => m.address),
+      app: [`127.0.0.1:${options.appPort}`],
+      bypassCookies: ['sessionid'],
+      ...options.fields,
+    };
+    const config = parseConfig(fields);
+    const nginx = await startNginx(({ port, prefix }) => {
+      const conf = renderNginxConf(parseConfig({ ...fields, listen: `127.0.0.1:${port}` }), {
+        standalone: true,
+        prefix,
+        workerProcesses: 1,
+        accessLog: false,
+        ...options.render,
+      });
+      return options.edit ? options.edit(conf) : conf;
+    });
+    return {
+      config,
+      memcached,
+      nginx,
+      request: (target, headers = {}, method = 'GET') => {
+        const lines = Object.entries({ Host: HOST, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
+        return sendRaw(nginx.port, `${method} ${target} HTTP/1.1\r\n${lines.join('')}Connection: close\r\n\r\n`);
+      },
+      async stop() {
+        await nginx.stop();
+        for (const m of memcached) await m.stop();
+      },
+    };
+  } catch (error) {
+    for (const m of memcached) await m.stop();
+    throw error;
+  }
+}
+
+/** A port for an app that nginx's config must name before the app starts. */
+export { freePort };
+
+/** Resolves once `check` holds, polling; rejects after `timeoutMs` with `what` in the message. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Runs `task` for every item with at most `limit` at a time, results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Seconds memcached itself says the item under `key` has left (-1: never expires), or undefined
+ * when it holds no such item. The trailing `get` of a key nobody stores ends the reply with END.
+ */
+export async function remainingTtl(address: string, key: string): Promise<number | undefined> {
+  const reply = await memcachedCommand(address, `mg ${key} t\r\nget sitecache-test-no-such-key\r\n`);
+  const match = /^HD t(-?\d+)/.exec(reply);
+  return match ? Number(match[1]) : undefined;
+}
