@@ -76,10 +76,7 @@ export async function startSite(options: {
       config,
       memcached,
       nginx,
-      request: (target, headers = {}, method = 'GET') => {
-        const lines = Object.entries({ Host: HOST, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
-        return sendRaw(nginx.port, `${method} ${target} HTTP/1.1\r\n${lines.join('')}Connection: close\r\n\r\n`);
-      },
+      request: (target, headers = {}, method = 'GET') => requestTo(nginx.port, target, headers, method),
       async stop() {
         await nginx.stop();
         for (const m of memcached) await m.stop();
@@ -126,4 +123,20 @@ export async function remainingTtl(address: string, key: string): Promise<number
   const reply = await memcachedCommand(address, `mg ${key} t\r\nget sitecache-test-no-such-key\r\n`);
   const match = /^HD t(-?\d+)/.exec(reply);
   return match ? Number(match[1]) : undefined;
+}
+
+/** Sends `method target` straight to a server on `port` (no nginx), as a raw request. */
+export function requestTo(port: number, target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawResponse> {
+  const lines = Object.entries({ Host: HOST, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
+  return sendRaw(port, `${method} ${target} HTTP/1.1\r\n${lines.join('')}Connection: close\r\n\r\n`);
+}
+
+/** The config the app side of a test uses: one site on HOST over the given memcached servers. */
+export function testConfig(memcached: readonly string[], fields: ConfigFields = {}): SitecacheConfig {
+  return parseConfig({ hosts: [HOST], memcached, app: ['127.0.0.1:9'], bypassCookies: ['sessionid'], ...fields });
+}
+
+/** The headers without those that differ from one response to the next (Date) or by framing. */
+export function headersWithout(headers: Readonly<Record<string, string>>, names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !names.includes(name)));
 }
