@@ -120,7 +120,8 @@ describe('pages stored by the middleware behind the generated nginx config (3 me
     await storeThroughNginx(url);
     expect((await site.request(url)).headers['x-cache']).toBe('HIT');
     const before = renders;
-    for (const headers of [{ Cookie: 'sessionid=s3cret' }, { Cookie: 'theme=dark;  sessionid=x' }, { Authorization: 'Basic dTpw' }]) {
+    const credentials: Record<string, string>[] = [{ Cookie: 'sessionid=s3cret' }, { Cookie: 'theme=dark;  sessionid=x' }, { Authorization: 'Basic dTpw' }];
+    for (const headers of credentials) {
       const response = await site.request(url, headers);
       expect(response.headers['x-cache']).toBe('MISS');
       expect(response.body.toString()).toBe(render(url));
