@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cacheKey } from '@sitecache/cache-key';
+import { freePort, makeTempDir, memcachedGet, startMemcached, type MemcachedServer, type TempDir } from '@sitecache/test-services';
+import { createPageStore, type PageStore, type ServerStats } from '../src/index.js';
+import { HOST, testConfig } from './site.js';
+
+// The built bin, run as a user runs it: `sitecache purge URL...` and `sitecache stats [--json]`.
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+function sitecache(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('the sitecache bin', () => {
+  let servers: MemcachedServer[];
+  let dir: TempDir;
+  let configFile: string;
+  let store: PageStore;
+
+  beforeAll(async () => {
+    servers = [await startMemcached(), await startMemcached()];
+    dir = await makeTempDir('sitecache-cli');
+    const fields = { hosts: [HOST, 'example.test'], memcached: servers.map((s) => s.address), app: ['127.0.0.1:9'], gzip: false };
+    configFile = join(dir.path, 'sitecache.config.json');
+    await writeFile(configFile, JSON.stringify(fields));
+    store = createPageStore(testConfig(fields.memcached, fields), { logger: { warn: () => undefined } });
+  });
+  afterAll(async () => {
+    await store?.close();
+    for (const s of servers ?? []) await s.stop();
+    await dir?.remove();
+  });
+
+  const held = async (url: string): Promise<boolean> => {
+    const key = cacheKey(url);
+    return (await memcachedGet(store.serverFor(key), key)) !== null;
+  };
+
+  it('purges the URLs it is given and a path under every configured host, one line per page', async () => {
+    for (const url of [`https://${HOST}/a`, `https://${HOST}/b`, 'https://example.test/b', `https://${HOST}/keep`]) await store.put(url, 'x');
+    const result = await sitecache(['purge', '--config', configFile, `https://${HOST}/a`, '/b', `https://${HOST}/never`]);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n').map((line) => line.split('\t').slice(0, 2));
+    expect(lines).toEqual([
+      ['purged', `https://${HOST}/a`],
+      ['purged', `https://${HOST}/b`],
+      ['purged', 'https://example.test/b'],
+      ['not-cached', `https://${HOST}/never`],
+    ]);
+    expect(await held(`https://${HOST}/a`)).toBe(false);
+    expect(await held('https://example.test/b')).toBe(false);
+    expect(await held(`https://${HOST}/keep`)).toBe(true);
+  });
+
+  it('prints per-server stats as JSON with --json and as a table otherwise', async () => {
+    await store.put(`https://${HOST}/counted`, 'x');
+    const json = await sitecache(['stats', '--json', '--config', configFile]);
+    expect(json.code).toBe(0);
+    const stats = JSON.parse(json.stdout) as ServerStats[];
+    expect(stats.map((s) => s.server)).toEqual(servers.map((s) => s.address));
+    expect(stats.every((s) => s.up && ['hits', 'misses', 'items', 'evictions', 'bytes'].every((k) => typeof s[k as keyof ServerStats] === 'number'))).toBe(true);
+    expect(stats.reduce((n, s) => n + s.items, 0)).toBeGreaterThan(0);
+    const table = await sitecache(['stats', '--config', configFile]);
+    const [header, ...rows] = table.stdout.trim().split('\n');
+    expect(header?.split(/\s+/)).toEqual(['server', 'up', 'hits', 'misses', 'items', 'evictions', 'bytes']);
+    expect(rows.map((row) => row.split(/\s+/)[0])).toEqual(servers.map((s) => s.address));
+  });
+
+  it('empties every server with purge --all', async () => {
+    await store.put(`https://${HOST}/flushed`, 'x');
+    const result = await sitecache(['purge', '--all', '--config', configFile]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`${servers[0]?.address}\tflushed`);
+    expect(await held(`https://${HOST}/flushed`)).toBe(false);
+  });
+
+  it('exits 1 naming the server when memcached is down, and 2 with the usage on bad arguments', async () => {
+    const down = join(dir.path, 'down.json');
+    await writeFile(down, JSON.stringify({ hosts: [HOST], memcached: [`127.0.0.1:${await freePort()}`], app: ['127.0.0.1:9'] }));
+    const failed = await sitecache(['stats', '--config', down, '--timeout', '300']);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/no \(/);
+    const usage = await sitecache(['purge', '--config', configFile]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('purge needs URLs or --all');
+    const badUrl = await sitecache(['purge', '--config', configFile, `http://${HOST}/a`]);
+    expect(badUrl.code).toBe(1);
+    expect(badUrl.stderr).toContain('configured scheme "https"');
+  });
+});

@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Readable } from 'node:stream';
+import { cacheKey } from '@sitecache/cache-key';
+import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { fastifyPageCache } from '../src/fastify.js';
+import { eventually, HOST, remainingTtl, requestTo, testConfig } from './site.js';
+
+describe('the Fastify plugin', () => {
+  let memcached: MemcachedServer;
+  let app: FastifyInstance;
+  let port: number;
+
+  beforeAll(async () => {
+    memcached = await startMemcached();
+    app = Fastify();
+    await app.register(fastifyPageCache, {
+      config: testConfig([memcached.address], { gzip: false }),
+      serveFromCache: true,
+      logger: { warn: () => undefined },
+    });
+    // The plugin's hooks apply to routes of the whole instance, including an encapsulated child.
+    await app.register(async (child) => {
+      child.get('/page/:name', async (request, reply) => reply.type('text/html; charset=utf-8').send(`<h1>${(request.params as { name: string }).name}</h1>`));
+    });
+    app.get('/personal', async (_request, reply) => reply.type('text/html').header('set-cookie', 'who=me').send('<p>mine</p>'));
+    app.get('/stream', async (_request, reply) => reply.type('text/html').send(Readable.from(['<p>', 'streamed', '</p>'])));
+    app.get('/live', { config: { pageCache: false } }, async (_request, reply) => reply.type('text/html').send('<p>live</p>'));
+    app.get('/brief', { config: { pageCache: { ttl: 9 } } }, async (_request, reply) => reply.type('text/html').send('<p>brief</p>'));
+    app.get('/text', async () => 'plain text is not what nginx serves');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await memcached?.stop();
+  });
+
+  const stored = (path: string) => memcachedGet(memcached.address, cacheKey(`https://${HOST}${path}`));
+
+  it('stores a page after sending it with X-Cache: MISS, then answers it from memcached as a HIT', async () => {
+    const miss = await requestTo(port, '/page/hello');
+    expect(miss.headers['x-cache']).toBe('MISS');
+    expect(miss.body.toString()).toBe('<h1>hello</h1>');
+    await eventually(async () => (await stored('/page/hello')) !== null, 'the page to be stored');
+    const before = app.pageCache.metrics.snapshot().hits;
+    const hit = await requestTo(port, '/page/hello');
+    expect(hit.headers).toMatchObject({ 'x-cache': 'HIT', 'content-type': 'text/html; charset=utf-8' });
+    expect(hit.body.toString()).toBe('<h1>hello</h1>');
+    expect(app.pageCache.metrics.snapshot().hits).toBe(before + 1);
+  });
+
+  it('copies a streamed body as it passes and stores it whole', async () => {
+    const response = await requestTo(port, '/stream');
+    expect(response.body.toString()).toBe('<p>streamed</p>');
+    await eventually(async () => (await stored('/stream'))?.value.toString() === '<p>streamed</p>', 'the stream to be stored');
+  });
+
+  it('refuses a page that sets a cookie and a page that is not HTML', async () => {
+    const skipped = () => app.pageCache.metrics.snapshot().skipped;
+    const before = skipped();
+    expect((await requestTo(port, '/personal')).headers['set-cookie']).toBe('who=me');
+    expect((await requestTo(port, '/text')).status).toBe(200);
+    await eventually(() => skipped()['set-cookie'] === before['set-cookie'] + 1 && skipped()['content-type'] === before['content-type'] + 1, 'both refusals');
+    expect(await stored('/personal')).toBeNull();
+    expect(await stored('/text')).toBeNull();
+  });
+
+  it('follows a route config that opts out or sets its own TTL', async () => {
+    await requestTo(port, '/live');
+    await requestTo(port, '/brief');
+    await eventually(async () => (await stored('/brief')) !== null, 'the brief page to be stored');
+    expect(await stored('/live')).toBeNull();
+    const ttl = await remainingTtl(memcached.address, cacheKey(`https://${HOST}/brief`));
+    expect(ttl).toBeGreaterThan(6);
+    expect(ttl).toBeLessThanOrEqual(9);
+  });
+});

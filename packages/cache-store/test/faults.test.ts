@@ -1,0 +1,170 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { cacheKey } from '@sitecache/cache-key';
+import { freePort, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
+import { createHashRing, pageCache, type PageCacheMiddleware } from '../src/index.js';
+import { eventually, HOST, listen, requestTo, startSite, testConfig, type Site } from './site.js';
+
+// nginx gives memcached 250 ms (the generated default) before the app renders, and the
+// middleware never waits on memcached for a miss: no user waits anywhere near this.
+const LATENCY_BOUND_MS = 1_000;
+const PAGE = `<main>${'<p>a page of some size</p>'.repeat(800)}</main>`;
+
+interface Flow {
+  readonly responses: number;
+  readonly statuses: Map<number, number>;
+  readonly hits: number;
+  readonly slowest: number;
+}
+
+/**
+ * Requests from `workers` concurrent clients over `paths` for `ms`, running `fault` a third of
+ * the way in. Every request is bounded and the loop stops by itself.
+ */
+async function flow(send: (path: string) => Promise<RawResponse>, paths: readonly string[], ms: number, fault: () => Promise<void> | void): Promise<Flow> {
+  const statuses = new Map<number, number>();
+  let responses = 0;
+  let hits = 0;
+  let slowest = 0;
+  const end = Date.now() + ms;
+  const faultAt = setTimeout(() => void fault(), ms / 3);
+  const worker = async (w: number): Promise<void> => {
+    for (let i = w; Date.now() < end; i += 7) {
+      const start = performance.now();
+      const response = await send(paths[i % paths.length] as string).catch(() => ({ status: 0, headers: {}, body: Buffer.alloc(0) }));
+      slowest = Math.max(slowest, performance.now() - start);
+      responses++;
+      if (response.headers['x-cache'] === 'HIT') hits++;
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
+  clearTimeout(faultAt);
+  return { responses, statuses, hits, slowest };
+}
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+beforeAll(() => {
+  process.on('unhandledRejection', onUnhandled);
+});
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled).toEqual([]);
+});
+
+describe('memcached faults while requests flow through nginx', () => {
+  let site: Site;
+  let cache: PageCacheMiddleware;
+  let app: Awaited<ReturnType<typeof listen>>;
+  const paths = Array.from({ length: 300 }, (_, i) => `/flow/${i}`);
+
+  beforeAll(async () => {
+    const appPort = await freePort();
+    site = await startSite({ memcachedCount: 3, appPort });
+    cache = pageCache(site.config, { retryIntervalMs: 300, logger: { warn: () => undefined } });
+    app = await listen(
+      (req, res) =>
+        cache(req, res, () => {
+          res.setHeader('Content-Type', 'text/html; charset=utf-8');
+          res.end(`${PAGE}${req.url}`);
+        }),
+      appPort,
+    );
+    // Warm: every page stored, so the flows below mix hits with the misses a fault causes.
+    for (const path of paths) await site.request(path);
+    await eventually(() => cache.metrics.snapshot().stored === paths.length, 'the warm-up pages to be stored');
+  });
+  afterAll(async () => {
+    await site?.stop();
+    await app?.stop();
+    await cache?.close();
+  });
+
+  const expectAllServed = (result: Flow): void => {
+    expect(result.responses).toBeGreaterThan(100);
+    expect([...result.statuses]).toEqual([[200, result.responses]]);
+    expect(result.slowest).toBeLessThan(LATENCY_BOUND_MS);
+  };
+
+  it('answers every request 200 within the bound when a memcached is killed, and stores there again once it is back', async () => {
+    const victim = site.memcached[0] as MemcachedServer;
+    const result = await flow((path) => site.request(path), paths, 2_000, () => victim.process.signal('SIGKILL'));
+    expectAllServed(result);
+    expect(result.hits).toBeGreaterThan(0);
+    expect(victim.process.alive()).toBe(false);
+
+    await victim.restart();
+    const ring = createHashRing(site.config.memcached);
+    const fresh = Array.from({ length: 200 }, (_, i) => `/after-restart/${i}`).filter(
+      (path) => ring.serverFor(cacheKey(`https://${HOST}${path}`)) === victim.address,
+    );
+    expect(fresh.length).toBeGreaterThan(20);
+    await eventually(
+      async () => {
+        for (const path of fresh) await site.request(path);
+        const found = await Promise.all(fresh.map((path) => memcachedGet(victim.address, cacheKey(`https://${HOST}${path}`))));
+        return found.every((item) => item !== null);
+      },
+      'pages to be stored on the restarted server again',
+      10_000,
+    );
+  });
+
+  it('answers every request 200 within the bound while a memcached is stopped (SIGSTOP: accepting, silent)', async () => {
+    const victim = site.memcached[1] as MemcachedServer;
+    const errorsBefore = cache.metrics.snapshot().errorsByServer[victim.address] ?? 0;
+    try {
+      const result = await flow(
+        (path) => site.request(`${path}?stopped`),
+        paths,
+        2_500,
+        () => victim.process.signal('SIGSTOP'),
+      );
+      expectAllServed(result);
+      expect(cache.metrics.snapshot().errorsByServer[victim.address]).toBeGreaterThan(errorsBefore);
+    } finally {
+      victim.process.signal('SIGCONT');
+    }
+  });
+});
+
+describe('memcached faults with serveFromCache and no nginx', () => {
+  let server: MemcachedServer;
+  let cache: PageCacheMiddleware;
+  let app: Awaited<ReturnType<typeof listen>>;
+  const paths = Array.from({ length: 50 }, (_, i) => `/direct/${i}`);
+
+  beforeAll(async () => {
+    server = await startMemcached();
+    cache = pageCache(testConfig([server.address]), { serveFromCache: true, logger: { warn: () => undefined } });
+    app = await listen((req, res) =>
+      cache(req, res, () => {
+        res.setHeader('Content-Type', 'text/html; charset=utf-8');
+        res.end(`${PAGE}${req.url}`);
+      }),
+    );
+    for (const path of paths) await requestTo(app.port, path);
+    await eventually(() => cache.metrics.snapshot().stored === paths.length, 'the pages to be stored');
+  });
+  afterAll(async () => {
+    server?.process.signal('SIGCONT');
+    await app?.stop();
+    await cache?.close();
+    await server?.stop();
+  });
+
+  it('answers every request 200 within the bound while its memcached is stopped, then hits again after SIGCONT', async () => {
+    const result = await flow((path) => requestTo(app.port, path), paths, 2_000, () => server.process.signal('SIGSTOP'));
+    expectServed(result);
+    expect(result.hits).toBeGreaterThan(0);
+    server.process.signal('SIGCONT');
+    await eventually(async () => (await requestTo(app.port, paths[0] as string)).headers['x-cache'] === 'HIT', 'hits after SIGCONT', 5_000);
+  });
+
+  const expectServed = (result: Flow): void => {
+    expect([...result.statuses]).toEqual([[200, result.responses]]);
+    expect(result.slowest).toBeLessThan(LATENCY_BOUND_MS);
+  };
+});
