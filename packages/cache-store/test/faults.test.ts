@@ -30,7 +30,7 @@ async function flow(send: (path: string) => Promise<RawResponse>, paths: readonl
   const worker = async (w: number): Promise<void> => {
     for (let i = w; Date.now() < end; i += 7) {
       const start = performance.now();
-      const response = await send(paths[i % paths.length] as string).catch(() => ({ status: 0, headers: {}, body: Buffer.alloc(0) }));
+      const response: RawResponse = await send(paths[i % paths.length] as string).catch(() => ({ status: 0, headers: {}, body: Buffer.alloc(0) }));
       slowest = Math.max(slowest, performance.now() - start);
       responses++;
       if (response.headers['x-cache'] === 'HIT') hits++;
