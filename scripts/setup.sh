@@ -41,5 +41,18 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$P
   }
 fi
 
+# better-sqlite3 (the example's database) compiles with node-gyp: the registry is the only network
+# here, so node-gyp must use the headers installed beside node rather than download them.
+if ! command -v node-gyp >/dev/null 2>&1; then
+  npm install -g node-gyp@12 >/dev/null 2>&1 || {
+    echo "setup: could not install node-gyp; run: npm install -g node-gyp@12" >&2
+    exit 1
+  }
+fi
+node_prefix=$(dirname "$(dirname "$(command -v node)")")
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node.h" ]; then
+  export npm_config_nodedir=$node_prefix
+fi
+
 pnpm install --frozen-lockfile --reporter=silent
 pnpm run --silent build >/dev/null
