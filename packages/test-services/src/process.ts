@@ -14,9 +14,15 @@ export interface ServiceProcess {
   stderr(): string;
 }
 
-export function spawnService(file: string, args: readonly string[], options: { cwd?: string } = {}): ServiceProcess {
+export function spawnService(
+  file: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): ServiceProcess {
   const child: ResultPromise = execa(file, args, {
     cwd: options.cwd,
+    env: options.env,
+    extendEnv: options.env === undefined,
     reject: false,
     cleanup: true,
     stdin: 'ignore',
