@@ -74,7 +74,7 @@ console.log(JSON.stringify({ key: cacheKey('https://www.example.com/'), types: [
 
   it.each([
     ['sitecache-nginx', 'Usage: sitecache-nginx'],
-    ['sitecache', 'Usage: sitecache purge'],
+    ['sitecache', 'Usage: sitecache <command>'],
     ['cluster-run', 'Usage: cluster-run'],
   ])('installs the %s bin', (bin, usage) => {
     expect(run(join(project.path, 'node_modules', '.bin', bin), ['--help'])).toContain(usage);
