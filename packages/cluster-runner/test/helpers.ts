@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+
+/** The built CLI, run as users run it. */
+export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+/** A fixture script's absolute path. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/** Starts `cluster-run ARGS` with extra environment for the clusters. */
+export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): ResultPromise<{ reject: false }> {
+  return execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, env: options.env, stdin: 'ignore' });
+}
+
+/** The log's records (torn lines left out). */
+export function readRecords(log: string): Array<Record<string, unknown>> {
+  const records: Array<Record<string, unknown>> = [];
+  for (const line of readFileSync(log, 'utf8').split('\n')) {
+    if (line === '') continue;
+    try {
+      records.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // torn
+    }
+  }
+  return records;
+}
+
+export interface Stamp {
+  readonly what: 'start' | 'end' | 'term';
+  readonly cluster: number;
+  readonly attempt: number;
+  readonly pid: number;
+}
+
+/** The stamps clusters appended, in the order they happened. */
+export function readStamps(path: string): Stamp[] {
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [what, cluster, attempt, pid] = line.split(' ');
+      return { what: what as Stamp['what'], cluster: Number(cluster), attempt: Number(attempt), pid: Number(pid) };
+    });
+}
+
+/**
+ * What the stamps prove went wrong: a cluster started while another copy of it still ran, an
+ * attempt started twice, or a cluster started again after the attempt the log records as done.
+ */
+export function stampViolations(stamps: readonly Stamp[], log: string): string[] {
+  const problems: string[] = [];
+  const runningNow = new Map<number, Set<number>>();
+  const startedAttempts = new Set<string>();
+  const doneAttempt = new Map<number, number>();
+  for (const record of readRecords(log)) {
+    if (record.event === 'end' && record.why === 'ok') doneAttempt.set(record.cluster as number, record.attempt as number);
+  }
+  for (const stamp of stamps) {
+    const running = runningNow.get(stamp.cluster) ?? new Set<number>();
+    runningNow.set(stamp.cluster, running);
+    if (stamp.what === 'start') {
+      if (running.size > 0) problems.push(`cluster ${stamp.cluster} attempt ${stamp.attempt} started while pid ${[...running].join(',')} ran it`);
+      const key = `${stamp.cluster}/${stamp.attempt}`;
+      if (startedAttempts.has(key)) problems.push(`cluster ${stamp.cluster} attempt ${stamp.attempt} started twice`);
+      startedAttempts.add(key);
+      const done = doneAttempt.get(stamp.cluster);
+      if (done !== undefined && stamp.attempt > done) problems.push(`cluster ${stamp.cluster} ran again (attempt ${stamp.attempt}) after attempt ${done} was done`);
+      running.add(stamp.pid);
+    } else {
+      running.delete(stamp.pid);
+    }
+  }
+  return problems;
+}
+
+/** How many times each cluster started, from the stamps. */
+export function startsPerCluster(stamps: readonly Stamp[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const stamp of stamps) if (stamp.what === 'start') counts.set(stamp.cluster, (counts.get(stamp.cluster) ?? 0) + 1);
+  return counts;
+}
+
+/** True while a process with this pid exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until `check` holds, polling; fails after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
