@@ -34,6 +34,8 @@ export interface PageStoreOptions {
   maxPendingPerServer?: number;
   /** TCP connections kept per server. Default 2. */
   connectionsPerServer?: number;
+  /** zlib level for pages stored gzip (config.gzip): 1 is nginx's own gzip_comp_level default, a third of level 6's CPU. Default 1. */
+  gzipLevel?: number;
   /** The balancer of the nginx upstream: "consistent" as the generated config writes it, or "modulo". Default "consistent". */
   hashMethod?: HashMethod;
   /** Receives the rate-limited warnings. Default `console`. */
@@ -131,6 +133,7 @@ const DEFAULTS = {
   maxItemBytes: 1024 * 1024,
   maxPendingPerServer: 64,
   connectionsPerServer: 2,
+  gzipLevel: 1,
   hashMethod: 'consistent' as HashMethod,
   logIntervalMs: 10_000,
 };
@@ -178,6 +181,9 @@ function resolveOptions(options: PageStoreOptions): ResolvedOptions {
   positive('maxPendingPerServer');
   positive('connectionsPerServer');
   positive('logIntervalMs');
+  if (!Number.isInteger(resolved.gzipLevel) || resolved.gzipLevel < 1 || resolved.gzipLevel > 9) {
+    throw new CacheStoreOptionError('gzipLevel', 'a zlib level from 1 to 9', resolved.gzipLevel);
+  }
   if (typeof resolved.logger?.warn !== 'function') throw new CacheStoreOptionError('logger', 'an object with a warn(message) method', resolved.logger);
   return resolved;
 }
@@ -334,7 +340,7 @@ class MemcachedPageStore implements PageStore {
 
     const slot = this.slots.get(server) as ServerSlot;
     const outcome = await slot.run(async (client) => {
-      const value = this.config.gzip ? await gzip(raw) : raw;
+      const value = this.config.gzip ? await gzip(raw, { level: this.options.gzipLevel }) : raw;
       if (value.length > limit) return 'too-large' as const;
       const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
       // memcached reads an exptime above 30 days as a Unix time.
