@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, makeTempDir, memcachedGet, startMemcached, type MemcachedServer, type TempDir } from '@sitecache/test-services';
 import { createPageStore, type PageStore, type ServerStats } from '../src/index.js';
-import { HOST, testConfig } from './site.js';
+import { HOST, STEADY, testConfig } from './site.js';
 
 // The built bin, run as a user runs it: `sitecache purge URL...` and `sitecache stats [--json]`.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -31,7 +31,7 @@ describe('the sitecache bin', () => {
     const fields = { hosts: [HOST, 'example.test'], memcached: servers.map((s) => s.address), app: ['127.0.0.1:9'], gzip: false };
     configFile = join(dir.path, 'sitecache.config.json');
     await writeFile(configFile, JSON.stringify(fields));
-    store = createPageStore(testConfig(fields.memcached, fields), { logger: { warn: () => undefined } });
+    store = createPageStore(testConfig(fields.memcached, fields), STEADY);
   });
   afterAll(async () => {
     await store?.close();

@@ -4,7 +4,7 @@ import { cacheKey } from '@sitecache/cache-key';
 import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyPageCache } from '../src/fastify.js';
-import { eventually, HOST, remainingTtl, requestTo, testConfig } from './site.js';
+import { eventually, HOST, remainingTtl, requestTo, STEADY, testConfig } from './site.js';
 
 describe('the Fastify plugin', () => {
   let memcached: MemcachedServer;
@@ -16,8 +16,8 @@ describe('the Fastify plugin', () => {
     app = Fastify();
     await app.register(fastifyPageCache, {
       config: testConfig([memcached.address], { gzip: false }),
+      ...STEADY,
       serveFromCache: true,
-      logger: { warn: () => undefined },
     });
     // The plugin's hooks apply to routes of the whole instance, including an encapsulated child.
     await app.register(async (child) => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { sendRaw, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import { pageCache, type PageCacheMiddleware } from '../src/index.js';
-import { headersWithout, HOST, listen, testConfig, type Handler } from './site.js';
+import { headersWithout, HOST, listen, STEADY, testConfig, type Handler } from './site.js';
 
 // The app echoes what it was asked, so a middleware that changed the request would show.
 const app: Handler = (req, res) => {
@@ -66,7 +66,7 @@ describe('pageCache under fuzzed request targets and Host headers', () => {
     process.on('uncaughtException', onEscape);
     process.on('unhandledRejection', onEscape);
     memcached = await startMemcached();
-    cache = pageCache(testConfig([memcached.address], { hosts: [HOST, '*.wild.test', '[::1]'] }), { logger: { warn: () => undefined } });
+    cache = pageCache(testConfig([memcached.address], { hosts: [HOST, '*.wild.test', '[::1]'] }), STEADY);
     withCache = await listen((req, res) => cache(req, res, () => app(req, res)));
     without = await listen(app);
   });

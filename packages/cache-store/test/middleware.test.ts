@@ -5,9 +5,9 @@ import { cacheKey } from '@sitecache/cache-key';
 import { memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import express from 'express';
 import { pageCache, type PageCacheMiddleware, type PageCacheOptions } from '../src/index.js';
-import { eventually, headersWithout, HOST, listen, remainingTtl, requestTo, testConfig, type ConfigFields, type Handler } from './site.js';
+import { eventually, headersWithout, HOST, STEADY, listen, remainingTtl, requestTo, testConfig, type ConfigFields, type Handler } from './site.js';
 
-const quiet = { logger: { warn: () => undefined } };
+const quiet = STEADY;
 const keyOf = (path: string): string => cacheKey(`https://${HOST}${path}`);
 const withoutVolatile = (r: RawResponse): Record<string, string> => headersWithout(r.headers, ['date', 'x-cache']);
 

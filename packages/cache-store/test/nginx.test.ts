@@ -4,7 +4,7 @@ import { cacheKey } from '@sitecache/cache-key';
 import { GZIP_FLAG } from '@sitecache/config';
 import { freePort, memcachedGet } from '@sitecache/test-services';
 import { createHashRing, pageCache, type PageCacheMiddleware } from '../src/index.js';
-import { eventually, headersWithout, HOST, listen, mapLimit, requestTo, startSite, type Site } from './site.js';
+import { eventually, headersWithout, HOST, STEADY, listen, mapLimit, requestTo, startSite, type Site } from './site.js';
 
 /** A page whose bytes differ per URL, with raw UTF-8, CR LF and the memcached word END inside. */
 const render = (url: string): string =>
@@ -21,7 +21,7 @@ describe('pages stored by the middleware behind the generated nginx config (3 me
   beforeAll(async () => {
     const appPort = await freePort();
     site = await startSite({ memcachedCount: 3, appPort, render: { debugKeyHeader: true } });
-    cache = pageCache(site.config, { logger: { warn: () => undefined } });
+    cache = pageCache(site.config, STEADY);
     app = await listen(
       (req, res) =>
         cache(req, res, () => {
@@ -46,7 +46,7 @@ describe('pages stored by the middleware behind the generated nginx config (3 me
   it('serves all 1,000 pages as hits, byte for byte, each from the server nginx hashes its key to', async () => {
     const misses = await mapLimit(urls, 16, (url) => site.request(url));
     expect(misses.filter((r) => r.status !== 200 || r.headers['x-cache'] !== 'MISS')).toEqual([]);
-    await eventually(() => cache.metrics.snapshot().stored === urls.length, `${urls.length} stored pages`, 20_000);
+    await eventually(() => cache.metrics.snapshot().stored === urls.length, () => `${urls.length} stored pages: ${JSON.stringify(cache.metrics.snapshot())}`, 30_000);
     expect(renders).toBe(urls.length);
 
     const hits = await mapLimit(urls, 16, (url) => site.request(url));
@@ -89,7 +89,7 @@ describe('pages stored by the middleware behind the generated nginx config (3 me
   it('sends with serveFromCache the same headers and body nginx sends for a hit', async () => {
     const url = '/compare/headers?x=1';
     await storeThroughNginx(url);
-    const direct = pageCache(site.config, { serveFromCache: true, logger: { warn: () => undefined } });
+    const direct = pageCache(site.config, { ...STEADY, serveFromCache: true });
     const server = await listen((req, res) => direct(req, res, () => res.end('the app must not render a stored page')));
     // Framing (chunked or Content-Length), the date and nginx's own name may differ; nothing else.
     const comparable = (h: Record<string, string>): Record<string, string> =>

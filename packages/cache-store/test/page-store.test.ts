@@ -11,7 +11,7 @@ import {
   type PageStore,
   type PageStoreOptions,
 } from '../src/index.js';
-import { HOST, remainingTtl } from './site.js';
+import { HOST, remainingTtl, STEADY } from './site.js';
 
 const siteConfig = (memcached: string[], fields: Record<string, unknown> = {}): SitecacheConfig =>
   parseConfig({ hosts: [HOST, 'example.test'], memcached, app: ['127.0.0.1:9'], ...fields });
@@ -22,7 +22,7 @@ describe('a page store', () => {
   const open = (fields: Record<string, unknown> = {}, options: PageStoreOptions = {}): PageStore => {
     const store = createPageStore(
       siteConfig(servers.map((s) => s.address), fields),
-      { logger: { warn: () => undefined }, ...options },
+      { ...STEADY, ...options },
     );
     stores.push(store);
     return store;
@@ -114,7 +114,7 @@ describe('a page store', () => {
   it('follows a configured item limit when memcached runs with a larger -I', async () => {
     const big = await startMemcached({ maxItemSize: '2m' });
     try {
-      const store = createPageStore(siteConfig([big.address], { gzip: false }), { maxItemBytes: 2 * 1024 * 1024 });
+      const store = createPageStore(siteConfig([big.address], { gzip: false }), { ...STEADY, maxItemBytes: 2 * 1024 * 1024 });
       stores.push(store);
       const result = await store.put(`https://${HOST}/two-megabytes`, Buffer.alloc(1536 * 1024, 'b'));
       expect(result.stored).toBe(true);
@@ -221,7 +221,7 @@ describe('a page store when memcached fails', () => {
       expect(ms).toBeLessThan(400);
       const [second, fast] = await timed(() => store.put(`https://${HOST}/down`, 'x'));
       expect(second).toMatchObject({ stored: false, reason: 'server-down' });
-      expect(fast).toBeLessThan(20);
+      expect(fast).toBeLessThan(50);
       await new Promise((r) => setTimeout(r, 350));
       expect(await store.put(`https://${HOST}/down`, 'x')).toMatchObject({ reason: 'memcached-error' });
       expect(store.metrics.snapshot().errorsByServer[address]).toBe(2);
@@ -244,12 +244,13 @@ describe('a page store when memcached fails', () => {
       expect((await store.put(`https://${HOST}/before`, 'x')).stored).toBe(true);
       server.process.signal('SIGSTOP');
       const [results, ms] = await timed(() => Promise.all(Array.from({ length: 20 }, (_, i) => store.put(`https://${HOST}/stopped/${i}`, 'x'))));
-      expect(ms).toBeLessThan(100 + 200 + 50 + 150);
+      // connect + command timeout + the store's 50 ms margin, plus slack for timers on a loaded machine.
+      expect(ms).toBeLessThan(100 + 200 + 50 + 300);
       expect(results.filter((r) => !r.stored && r.reason === 'busy')).toHaveLength(16);
       expect(results.filter((r) => !r.stored && r.reason === 'memcached-error')).toHaveLength(4);
       const [page, lookup] = await timed(() => store.get(`https://${HOST}/before`));
       expect(page).toBeUndefined();
-      expect(lookup).toBeLessThan(20);
+      expect(lookup).toBeLessThan(50);
     } finally {
       server.process.signal('SIGCONT');
       await store.close();
@@ -283,7 +284,7 @@ describe('a page store when memcached fails', () => {
 
   it('counts a refusal memcached answers with as an error without backing off from the server', async () => {
     const server = await startMemcached();
-    const store = createPageStore(siteConfig([server.address], { gzip: false }), { maxItemBytes: 4 * 1024 * 1024, logger: { warn: () => undefined } });
+    const store = createPageStore(siteConfig([server.address], { gzip: false }), { ...STEADY, maxItemBytes: 4 * 1024 * 1024 });
     try {
       const refused = await store.put(`https://${HOST}/too-big-for-memcached`, Buffer.alloc(2 * 1024 * 1024));
       expect(refused).toMatchObject({ stored: false, reason: 'memcached-error' });

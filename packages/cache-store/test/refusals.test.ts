@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, memcachedGet } from '@sitecache/test-services';
 import { pageCache, type PageCacheMiddleware, type SkipReason } from '../src/index.js';
-import { eventually, HOST, listen, startSite, type Site } from './site.js';
+import { eventually, HOST, listen, startSite, STEADY, type Site } from './site.js';
 
 interface Row {
   /** The request's method and extra headers. */
@@ -81,9 +81,9 @@ describe('refusals through real nginx', () => {
     const appPort = await freePort();
     site = await startSite({ memcachedCount: 1, appPort });
     cache = pageCache(site.config, {
+      ...STEADY,
       maxItemBytes: GUARD,
       route: (req) => (req.url === optedOut ? false : undefined),
-      logger: { warn: () => undefined },
     });
     app = await listen(
       (req, res) =>

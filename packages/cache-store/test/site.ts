@@ -91,15 +91,26 @@ export async function startSite(options: {
 /** A port for an app that nginx's config must name before the app starts. */
 export { freePort };
 
-/** Resolves once `check` holds, polling; rejects after `timeoutMs` with `what` in the message. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+/** Resolves once `check` holds, polling; rejects after `timeoutMs` with `what` (text, or a function giving it then) in the message. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
 }
+
+/**
+ * Store options for tests about what is stored and where, not about faults: timeouts long enough
+ * that a loaded CI machine never turns a slow answer into a skipped page.
+ */
+export const STEADY = {
+  connectTimeoutMs: 1_000,
+  commandTimeoutMs: 3_000,
+  maxPendingPerServer: 1_024,
+  logger: { warn: (message: string) => console.warn(message) },
+};
 
 /** Runs `task` for every item with at most `limit` at a time, results in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
