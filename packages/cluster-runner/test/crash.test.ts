@@ -1,0 +1,144 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import { alive, cli, fixture, readRecords, readStamps, stampViolations, waitFor } from './helpers.js';
+
+let dir: TempDir;
+let log: string;
+let stamps: string;
+
+beforeEach(async () => {
+  dir = await makeTempDir('cluster-runner-crash');
+  log = join(dir.path, 'job.log');
+  stamps = join(dir.path, 'stamps');
+});
+
+afterEach(async () => {
+  await dir.remove();
+});
+
+function stampArgs(clusters: number, extra: readonly string[] = []): string[] {
+  return ['--clusters', String(clusters), '--jobs', '3', '--log', log, '--grace', '3s', ...extra, '--', process.execPath, fixture('stamp-child.mjs'), '{}'];
+}
+
+function startTime(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+describe('a runner killed with SIGKILL', () => {
+  it('resumes after 25 SIGKILLs at random moments: every cluster done, none run twice at once or again once done', async () => {
+    const env = { STAMPS: stamps, SLEEP_MS: '40-120' };
+    const args = stampArgs(120);
+    let kills = 0;
+    while (kills < 25) {
+      const runner = cli(args, { env });
+      await sleep(100 + Math.random() * 300);
+      runner.kill('SIGKILL');
+      const result = await runner;
+      if (result.signal !== 'SIGKILL') break; // it finished first: nothing left to interrupt
+      kills += 1;
+    }
+    expect(kills).toBe(25);
+    const final = await cli([...args, '--json'], { env });
+    expect(final.stderr).not.toMatch(/cluster-run: [A-Z]/);
+    expect(final.exitCode).toBe(0);
+    expect(JSON.parse(final.stdout)).toMatchObject({ ok: true, done: 120 });
+
+    const records = readRecords(log);
+    const done = new Set(records.filter((record) => record.event === 'end' && record.why === 'ok').map((record) => record.cluster));
+    expect(done.size).toBe(120);
+    // The runner died with children running: later runs found and closed those attempts.
+    expect(records.some((record) => record.event === 'end' && record.error === 'the runner died while this attempt ran')).toBe(true);
+    expect(stampViolations(readStamps(stamps), log)).toEqual([]);
+  }, 120_000);
+
+  it('leaves children that the next run stops before running their clusters again', async () => {
+    const env = { STAMPS: stamps, SLEEP_MS: '60000' };
+    const runner = cli(stampArgs(3), { env });
+    await waitFor(() => readStamps(stamps).filter((stamp) => stamp.what === 'start').length === 3, 10_000, 'three clusters to start');
+    runner.kill('SIGKILL');
+    await runner;
+    const orphans = readStamps(stamps).map((stamp) => stamp.pid);
+    expect(orphans.every(alive)).toBe(true);
+
+    const next = await cli([...stampArgs(3), '--json'], { env: { ...env, SLEEP_MS: '5' } });
+    expect(JSON.parse(next.stdout)).toMatchObject({ ok: true, orphansStopped: 3 });
+    expect(orphans.some(alive)).toBe(false);
+    expect(next.stderr).toMatch(/stopping pid \d+ \(cluster \d\/3\), left running by a runner that died/);
+    expect(stampViolations(readStamps(stamps), log)).toEqual([]);
+    const interrupted = readRecords(log).filter((record) => record.event === 'end' && record.why === 'interrupted');
+    expect(interrupted.map((record) => record.signal)).toEqual(['SIGTERM', 'SIGTERM', 'SIGTERM']);
+  }, 30_000);
+
+  it('does not mistake a reused pid for its child: the start time must match', async () => {
+    const stranger = execa('sleep', ['30'], { reject: false });
+    const pid = stranger.pid as number;
+    const run = { event: 'run', version: 1, clusters: 2, command: [process.execPath, fixture('stamp-child.mjs'), '{}'], shell: false, worker: null, pid: 1, host: 'h', time: new Date().toISOString() };
+    const reused = { event: 'start', cluster: 1, attempt: 1, pid, pidStart: startTime(pid) - 1, time: new Date().toISOString() };
+    writeFileSync(log, `${JSON.stringify(run)}\n${JSON.stringify(reused)}\n`);
+    const result = await cli([...stampArgs(2), '--json'], { env: { STAMPS: stamps } });
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, orphansStopped: 0 });
+    expect(alive(pid)).toBe(true);
+    stranger.kill('SIGKILL');
+    await stranger;
+  }, 30_000);
+});
+
+describe('signals', () => {
+  it('on SIGTERM stops launching, forwards it to the children, records them as interrupted and exits 143', async () => {
+    const env = { STAMPS: stamps, SLEEP_MS: '60000' };
+    const runner = cli(stampArgs(6), { env });
+    await waitFor(() => readStamps(stamps).filter((stamp) => stamp.what === 'start').length === 3, 10_000, 'three clusters to start');
+    runner.kill('SIGTERM');
+    const result = await runner;
+    expect(result.exitCode).toBe(143);
+    expect(result.stderr).toContain('stopping (SIGTERM)');
+    expect(readStamps(stamps).filter((stamp) => stamp.what === 'term')).toHaveLength(3);
+    const ends = readRecords(log).filter((record) => record.event === 'end');
+    expect(ends.map((record) => record.why)).toEqual(['interrupted', 'interrupted', 'interrupted']);
+    expect(readRecords(log).filter((record) => record.event === 'start')).toHaveLength(3);
+
+    const rerun = await cli([...stampArgs(6), '--json'], { env: { ...env, SLEEP_MS: '5' } });
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ ok: true, attempts: 6 });
+    expect(stampViolations(readStamps(stamps), log)).toEqual([]);
+  }, 30_000);
+
+  it('kills a child that ignores the forwarded signal once the grace period is over', async () => {
+    const runner = cli(['--clusters', '1', '--log', log, '--grace', '300ms', '--', process.execPath, fixture('hang-child.mjs')], {
+      env: { IGNORE_TERM: '1' },
+    });
+    await waitFor(() => readRecords(log).some((record) => record.event === 'start'), 10_000, 'the cluster to start');
+    const child = readRecords(log).find((record) => record.event === 'start')?.pid as number;
+    await sleep(200); // let the child install its SIGTERM handler
+    const began = Date.now();
+    runner.kill('SIGTERM');
+    const result = await runner;
+    expect(result.exitCode).toBe(143);
+    expect(Date.now() - began).toBeLessThan(2_000);
+    expect(alive(child)).toBe(false);
+    expect(readRecords(log).find((record) => record.event === 'end')).toMatchObject({ why: 'interrupted', signal: 'SIGKILL' });
+  }, 30_000);
+});
+
+describe('one runner per log', () => {
+  it('refuses a second runner, naming the holder pid, and takes over the lock once the holder died', async () => {
+    const env = { STAMPS: stamps, SLEEP_MS: '60000' };
+    const first = cli(stampArgs(3), { env });
+    await waitFor(() => readStamps(stamps).length >= 1, 10_000, 'the first runner to start a cluster');
+    const second = await cli(stampArgs(3), { env });
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toContain(`is in use by another cluster-run (pid ${first.pid})`);
+
+    first.kill('SIGKILL');
+    await first;
+    expect(readFileSync(`${log}.lock`, 'utf8')).toContain(`"pid":${first.pid}`);
+    const third = await cli([...stampArgs(3), '--json'], { env: { ...env, SLEEP_MS: '5' } });
+    expect(third.exitCode).toBe(0);
+    expect(JSON.parse(third.stdout)).toMatchObject({ ok: true });
+    expect(stampViolations(readStamps(stamps), log)).toEqual([]);
+  }, 30_000);
+});
