@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, fsync, openSync, readSync, renameSync, write } from 'node:fs';
+import { closeSync, fstatSync, fsync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { LogFormatError } from './errors.js';
 
@@ -15,6 +15,17 @@ export interface RunRecord {
   readonly worker: string | null;
   readonly pid: number;
   readonly host: string;
+  readonly time: string;
+}
+
+/**
+ * Written just before a cluster's process is started: it takes the attempt number, so a runner
+ * killed between starting the process and writing its start record cannot hand the number out again.
+ */
+export interface LaunchRecord {
+  readonly event: 'launch';
+  readonly cluster: number;
+  readonly attempt: number;
   readonly time: string;
 }
 
@@ -46,7 +57,7 @@ export interface EndRecord {
   readonly time: string;
 }
 
-export type LogRecord = RunRecord | StartRecord | EndRecord;
+export type LogRecord = RunRecord | LaunchRecord | StartRecord | EndRecord;
 
 /** Per-cluster state, one byte each so a log of any size is held in N bytes. */
 export const NOT_STARTED = 0;
@@ -61,7 +72,10 @@ export interface LogState {
   readonly status: Uint8Array;
   /** Highest attempt number each cluster has had. */
   readonly attempts: Uint32Array;
-  /** Attempts that started and never ended: the runner died, and their processes may still run. */
+  /**
+   * Attempts that were launched or started and never ended: the runner died, and their processes
+   * may still run. A launch with no start yet shows as a start record with a null pid.
+   */
   readonly open: Map<number, StartRecord>;
   /** Lines that are not whole records: a line torn by a crash. */
   readonly tornLines: number;
@@ -121,7 +135,7 @@ function scan(path: string, fd: number): LogState | null {
       records += 1;
       return;
     }
-    if (record?.event !== 'start' && record?.event !== 'end') {
+    if (record?.event !== 'launch' && record?.event !== 'start' && record?.event !== 'end') {
       if (record?.event === 'run') records += 1;
       else tornLines += 1;
       return;
@@ -133,6 +147,11 @@ function scan(path: string, fd: number): LogState | null {
     }
     records += 1;
     if (record.attempt > (attempts[cluster] ?? 0)) attempts[cluster] = record.attempt;
+    if (record.event === 'launch') {
+      open.set(cluster, { event: 'start', cluster, attempt: record.attempt, pid: null, pidStart: null, time: record.time });
+      if (status[cluster] === NOT_STARTED) status[cluster] = NOT_DONE;
+      return;
+    }
     if (record.event === 'start') {
       open.set(cluster, record);
       if (status[cluster] === NOT_STARTED) status[cluster] = NOT_DONE;
@@ -173,66 +192,61 @@ function scan(path: string, fd: number): LogState | null {
 }
 
 /**
- * Appends records to the log, opened with O_APPEND so each write lands whole at the end. Writes
- * and fsyncs run off the event loop, one at a time and in order: records that arrive meanwhile go
- * out together in the next write, and every end record is covered by an fsync issued after it was
- * written (a group commit), so a busy run neither blocks on the disk nor piles up fsyncs.
+ * Appends records to the log, opened with O_APPEND so each write lands whole at the end. Each
+ * record is written at once (one small write: it is in the kernel's hands before the runner takes
+ * its next step, so a SIGKILL of the runner cannot lose it). fsyncs, which can take milliseconds,
+ * run off the event loop: every end record is covered by an fsync issued after it was written, and
+ * records that end while one is under way share the next (a group commit), so a busy run neither
+ * blocks on the disk nor piles up fsyncs.
  */
 export class LogWriter {
   readonly path: string;
   private readonly fd: number;
-  private pending: string[] = [];
   private syncWanted = false;
-  private draining: Promise<void> | null = null;
+  private syncing: Promise<void> | null = null;
   private failure: unknown = null;
 
   constructor(path: string, endsWithNewline: boolean) {
     this.path = path;
     this.fd = openSync(path, 'a');
     // A torn last line gets its own line, so the next record is not glued to it.
-    if (!endsWithNewline && fstatSync(this.fd).size > 0) this.pending.push('\n');
+    if (!endsWithNewline && fstatSync(this.fd).size > 0) this.write('\n');
   }
 
-  /** Queues a record; it reaches the file within one write. */
+  private write(text: string): void {
+    const data = Buffer.from(text);
+    for (let written = 0; written < data.length; ) written += writeSync(this.fd, data, written);
+  }
+
+  /** Writes a record. Throws a write error (a full disk). */
   append(record: LogRecord): void {
     if (this.failure !== null) throw this.failure;
-    this.pending.push(`${JSON.stringify(record)}\n`);
-    this.draining ??= this.drain();
+    this.write(`${JSON.stringify(record)}\n`);
   }
 
-  /** Queues a record and an fsync after it. */
+  /** Writes a record and has an fsync cover it. */
   appendDurable(record: LogRecord): void {
     this.append(record);
     this.syncWanted = true;
+    this.syncing ??= this.sync();
   }
 
-  private async drain(): Promise<void> {
+  private async sync(): Promise<void> {
     try {
-      while (this.pending.length > 0 || this.syncWanted) {
-        if (this.pending.length > 0) {
-          const data = Buffer.from(this.pending.join(''));
-          this.pending = [];
-          let written = 0;
-          while (written < data.length) {
-            const { bytesWritten } = await writeAsync(this.fd, data.subarray(written));
-            written += bytesWritten;
-          }
-        }
-        if (this.syncWanted) {
-          this.syncWanted = false;
-          await fsyncAsync(this.fd);
-        }
+      while (this.syncWanted) {
+        this.syncWanted = false;
+        await fsyncAsync(this.fd);
       }
     } catch (error) {
       this.failure = error;
     } finally {
-      this.draining = null;
+      this.syncing = null;
     }
   }
 
-  /** Waits until every record so far is written, and the durable ones are on disk. Throws a write error (a full disk). */
+  /** Waits until the durable records so far are on disk. Throws an fsync error. */
   async flush(): Promise<void> {
-    while (this.draining !== null) await this.draining;
+    while (this.syncing !== null) await this.syncing;
     if (this.failure !== null) throw this.failure;
   }
 
@@ -245,7 +259,6 @@ export class LogWriter {
   }
 }
 
-const writeAsync = promisify(write);
 const fsyncAsync = promisify(fsync);
 
 /** Moves the log aside as `LOG.<time>` for --fresh, and returns the new name. */

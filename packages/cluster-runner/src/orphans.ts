@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StartRecord } from './log.js';
-import { environmentHas, hasProc, listProcesses, readProcess, type ProcessInfo } from './proc.js';
+import { environmentHas, environmentValues, hasProc, listProcesses, readProcess, type ProcessInfo } from './proc.js';
 
 /** The environment variable that marks every process a runner starts with the log it belongs to. */
 export const LOG_VARIABLE = 'CLUSTER_RUN_LOG';
@@ -9,7 +9,7 @@ export const LOG_VARIABLE = 'CLUSTER_RUN_LOG';
 export interface Orphan {
   readonly pid: number;
   readonly startTime: number;
-  /** The cluster it was running, when its start record says so. */
+  /** The cluster it was running, from its start record or its environment. */
   readonly cluster: number | null;
 }
 
@@ -34,10 +34,23 @@ export function findOrphans(log: string, open: ReadonlyMap<number, StartRecord>)
   for (const info of listProcesses()) {
     if (info.pid === process.pid) continue;
     const start = byGroup.get(info.pgid) ?? byGroup.get(info.pid);
-    if (start && belongsTo(info, start)) found.push({ pid: info.pid, startTime: info.startTime, cluster: start.cluster });
-    else if (environmentHas(info.pid, marker)) found.push({ pid: info.pid, startTime: info.startTime, cluster: null });
+    if (start && belongsTo(info, start)) {
+      found.push({ pid: info.pid, startTime: info.startTime, cluster: start.cluster });
+    } else if (environmentHas(info.pid, marker)) {
+      found.push({ pid: info.pid, startTime: info.startTime, cluster: clusterFromEnvironment(info.pid) });
+    }
   }
   return found;
+}
+
+/**
+ * The cluster of a process that has no start record (the runner died between its launch record and
+ * its start record), from the variable the runner gave it. A worker sets it per cluster, after its
+ * start, so its environment names none.
+ */
+function clusterFromEnvironment(pid: number): number | null {
+  const cluster = Number(environmentValues(pid, ['CLUSTER_RUN_CLUSTER']).get('CLUSTER_RUN_CLUSTER')?.split('/')[0]);
+  return Number.isSafeInteger(cluster) && cluster > 0 ? cluster : null;
 }
 
 /**

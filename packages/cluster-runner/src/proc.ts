@@ -113,6 +113,23 @@ export function environmentHas(pid: number, entry: string): boolean {
   return false;
 }
 
+/** The values of `names` in the process's environment, as it was when the process started; empty when unreadable. */
+export function environmentValues(pid: number, names: readonly string[]): Map<string, string> {
+  const values = new Map<string, string>();
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return values;
+  }
+  for (const entry of environ.split('\0')) {
+    const equals = entry.indexOf('=');
+    const name = entry.slice(0, equals);
+    if (equals > 0 && names.includes(name)) values.set(name, entry.slice(equals + 1));
+  }
+  return values;
+}
+
 /** Resident memory of each process group among `pgids`, summed over the group's live members. */
 export function groupRss(pgids: ReadonlySet<number>): Map<number, number> {
   const totals = new Map<number, number>();

@@ -258,6 +258,8 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
     const paths = outputPaths(outputDir, cluster, attempt);
     const plan = { cluster, total: clusters, attempt, ...paths };
     const began = Date.now();
+    if (status[cluster] === NOT_STARTED) status[cluster] = NOT_DONE;
+    resumeLog.append({ event: 'launch', cluster, attempt, time: new Date(began).toISOString() });
     let execution: Execution;
     try {
       execution = await executor.launch(plan);
@@ -270,7 +272,6 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
       };
     }
     attemptsStarted += 1;
-    if (status[cluster] === NOT_STARTED) status[cluster] = NOT_DONE;
     resumeLog.append({
       event: 'start',
       cluster,

@@ -43,7 +43,7 @@ describe('a runner killed with SIGKILL', () => {
       kills += 1;
     }
     expect(kills).toBe(25);
-    const final = await cli([...args, '--json'], { env });
+    const final = await cli(stampArgs(120, ['--json']), { env });
     expect(final.stderr).not.toMatch(/cluster-run: [A-Z]/);
     expect(final.exitCode).toBe(0);
     expect(JSON.parse(final.stdout)).toMatchObject({ ok: true, done: 120 });
@@ -65,7 +65,7 @@ describe('a runner killed with SIGKILL', () => {
     const orphans = readStamps(stamps).map((stamp) => stamp.pid);
     expect(orphans.every(alive)).toBe(true);
 
-    const next = await cli([...stampArgs(3), '--json'], { env: { ...env, SLEEP_MS: '5' } });
+    const next = await cli(stampArgs(3, ['--json']), { env: { ...env, SLEEP_MS: '5' } });
     expect(JSON.parse(next.stdout)).toMatchObject({ ok: true, orphansStopped: 3 });
     expect(orphans.some(alive)).toBe(false);
     expect(next.stderr).toMatch(/stopping pid \d+ \(cluster \d\/3\), left running by a runner that died/);
@@ -80,7 +80,7 @@ describe('a runner killed with SIGKILL', () => {
     const run = { event: 'run', version: 1, clusters: 2, command: [process.execPath, fixture('stamp-child.mjs'), '{}'], shell: false, worker: null, pid: 1, host: 'h', time: new Date().toISOString() };
     const reused = { event: 'start', cluster: 1, attempt: 1, pid, pidStart: startTime(pid) - 1, time: new Date().toISOString() };
     writeFileSync(log, `${JSON.stringify(run)}\n${JSON.stringify(reused)}\n`);
-    const result = await cli([...stampArgs(2), '--json'], { env: { STAMPS: stamps } });
+    const result = await cli(stampArgs(2, ['--json']), { env: { STAMPS: stamps } });
     expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, orphansStopped: 0 });
     expect(alive(pid)).toBe(true);
     stranger.kill('SIGKILL');
@@ -102,7 +102,7 @@ describe('signals', () => {
     expect(ends.map((record) => record.why)).toEqual(['interrupted', 'interrupted', 'interrupted']);
     expect(readRecords(log).filter((record) => record.event === 'start')).toHaveLength(3);
 
-    const rerun = await cli([...stampArgs(6), '--json'], { env: { ...env, SLEEP_MS: '5' } });
+    const rerun = await cli(stampArgs(6, ['--json']), { env: { ...env, SLEEP_MS: '5' } });
     expect(JSON.parse(rerun.stdout)).toMatchObject({ ok: true, attempts: 6 });
     expect(stampViolations(readStamps(stamps), log)).toEqual([]);
   }, 30_000);
@@ -111,9 +111,8 @@ describe('signals', () => {
     const runner = cli(['--clusters', '1', '--log', log, '--grace', '300ms', '--', process.execPath, fixture('hang-child.mjs')], {
       env: { IGNORE_TERM: '1' },
     });
-    await waitFor(() => readRecords(log).some((record) => record.event === 'start'), 10_000, 'the cluster to start');
+    await waitFor(() => readFileSync(`${log}.output/cluster-1.attempt-1.stdout`, 'utf8') === 'ready\n', 10_000, 'the child to ignore SIGTERM');
     const child = readRecords(log).find((record) => record.event === 'start')?.pid as number;
-    await sleep(200); // let the child install its SIGTERM handler
     const began = Date.now();
     runner.kill('SIGTERM');
     const result = await runner;
@@ -136,7 +135,7 @@ describe('one runner per log', () => {
     first.kill('SIGKILL');
     await first;
     expect(readFileSync(`${log}.lock`, 'utf8')).toContain(`"pid":${first.pid}`);
-    const third = await cli([...stampArgs(3), '--json'], { env: { ...env, SLEEP_MS: '5' } });
+    const third = await cli(stampArgs(3, ['--json']), { env: { ...env, SLEEP_MS: '5' } });
     expect(third.exitCode).toBe(0);
     expect(JSON.parse(third.stdout)).toMatchObject({ ok: true });
     expect(stampViolations(readStamps(stamps), log)).toEqual([]);

@@ -10,9 +10,11 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 }
 
+type CliOptions = { reject: false; cwd?: string; env?: Record<string, string>; stdin: 'ignore' };
+
 /** Starts `cluster-run ARGS` with extra environment for the clusters. */
-export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): ResultPromise<{ reject: false }> {
-  return execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, env: options.env, stdin: 'ignore' });
+export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): ResultPromise<CliOptions> {
+  return execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, env: options.env, stdin: 'ignore' } satisfies CliOptions);
 }
 
 /** The log's records (torn lines left out). */
@@ -38,7 +40,7 @@ export interface Stamp {
 
 /** The stamps clusters appended, in the order they happened. */
 export function readStamps(path: string): Stamp[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
@@ -101,10 +103,17 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Waits until `check` holds, polling; fails after `timeoutMs`. */
+/** Waits until `check` holds, polling (a check that throws, say on a file not there yet, does not hold); fails after `timeoutMs`. */
 export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!check()) {
+  const holds = (): boolean => {
+    try {
+      return check();
+    } catch {
+      return false;
+    }
+  };
+  while (!holds()) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

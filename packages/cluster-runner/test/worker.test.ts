@@ -1,0 +1,124 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import { runClusters, WorkerModuleError, type RunOptions } from '@sitecache/cluster-runner';
+import { alive, cli, fixture, readRecords, readStamps, stampViolations, startsPerCluster, waitFor } from './helpers.js';
+
+let dir: TempDir;
+let log: string;
+let stamps: string;
+
+beforeEach(async () => {
+  dir = await makeTempDir('cluster-runner-worker');
+  log = join(dir.path, 'job.log');
+  stamps = join(dir.path, 'stamps');
+});
+
+afterEach(async () => {
+  await dir.remove();
+});
+
+function workerJob(clusters: number, extra: Partial<RunOptions> = {}, env: Record<string, string> = {}): RunOptions {
+  return {
+    clusters,
+    log,
+    jobs: 3,
+    worker: fixture('cluster-worker.mjs'),
+    handleSignals: false,
+    retryDelay: 10,
+    env: { STAMPS: stamps, SLEEP_MS: '2', ...env },
+    ...extra,
+  };
+}
+
+/** Distinct worker processes that ran clusters, from the stamps. */
+const workerPids = (): Set<number> => new Set(readStamps(stamps).map((stamp) => stamp.pid));
+
+describe('worker mode', () => {
+  it('runs every cluster exactly once on K long-lived workers', async () => {
+    const summary = await runClusters(workerJob(60));
+    expect(summary).toMatchObject({ ok: true, done: 60, attempts: 60 });
+    const starts = startsPerCluster(readStamps(stamps));
+    expect(starts.size).toBe(60);
+    expect([...starts.values()].every((count) => count === 1)).toBe(true);
+    expect(workerPids().size).toBeLessThanOrEqual(3);
+    expect(stampViolations(readStamps(stamps), log)).toEqual([]);
+    // The log is the same as a process-per-cluster run's, with the worker's pid in each start record.
+    const starting = readRecords(log).filter((record) => record.event === 'start');
+    expect(new Set(starting.map((record) => record.pid))).toEqual(workerPids());
+    expect(readRecords(log)[0]).toMatchObject({ event: 'run', worker: fixture('cluster-worker.mjs'), command: null });
+  });
+
+  it('sends what a cluster prints to its own output files', async () => {
+    await runClusters(workerJob(3));
+    expect(readFileSync(`${log}.output/cluster-2.attempt-1.stdout`, 'utf8')).toBe('cluster 2/3 by 2/3\n');
+  });
+
+  it('replaces a worker after max-clusters-per-worker clusters', async () => {
+    const summary = await runClusters(workerJob(12, { jobs: 2, maxClustersPerWorker: 3 }));
+    expect(summary).toMatchObject({ ok: true, done: 12 });
+    const perWorker = new Map<number, number>();
+    for (const stamp of readStamps(stamps)) if (stamp.what === 'start') perWorker.set(stamp.pid, (perWorker.get(stamp.pid) ?? 0) + 1);
+    expect(Math.max(...perWorker.values())).toBe(3);
+    // Usually four workers of three clusters; a fifth when the last clusters fall to a fresh one.
+    expect(perWorker.size).toBeGreaterThanOrEqual(4);
+    expect(perWorker.size).toBeLessThanOrEqual(5);
+  });
+
+  it('replaces a worker whose memory grew past max-rss after a cluster, without failing the cluster', async () => {
+    const summary = await runClusters(workerJob(8, { jobs: 1, maxRss: '150M' }, { LEAK_MB: '40' }));
+    expect(summary).toMatchObject({ ok: true, done: 8 });
+    // A fresh worker holds ~50 MB; 40 MB leaked per cluster passes 150 MB after the third cluster.
+    expect(workerPids().size).toBeGreaterThanOrEqual(2);
+    expect(workerPids().size).toBeLessThanOrEqual(4);
+    for (const end of readRecords(log).filter((record) => record.event === 'end')) expect(end.why).toBe('ok');
+  });
+
+  it('records a cluster whose function throws as failed with the error, retries it, and keeps the worker', async () => {
+    const summary = await runClusters(workerJob(4, { jobs: 1, retries: 1 }, { FAIL: '2', FAIL_UNTIL_ATTEMPT: '2' }));
+    expect(summary).toMatchObject({ ok: true, done: 4, attempts: 5 });
+    const failed = readRecords(log).find((record) => record.event === 'end' && record.why === 'failed');
+    expect(failed).toMatchObject({ cluster: 2, attempt: 1, exitCode: null, error: expect.stringContaining('cluster 2 failed on purpose') });
+    expect(workerPids().size).toBe(1);
+  });
+
+  it('times out a hanging cluster by stopping its worker, and carries on with a new one', async () => {
+    const summary = await runClusters(workerJob(5, { jobs: 1, timeout: '500ms', grace: '300ms' }, { HANG: '3' }));
+    expect(summary).toMatchObject({ ok: false, done: 4, failedClusters: [3] });
+    const hung = readRecords(log).find((record) => record.event === 'end' && record.cluster === 3);
+    expect(hung).toMatchObject({ why: 'timeout' });
+    expect(workerPids().size).toBe(2);
+  });
+
+  it('resumes from the log like a process-per-cluster run', async () => {
+    await runClusters(workerJob(6, {}, { FAIL: '5' }));
+    const again = await runClusters(workerJob(6));
+    expect(again).toMatchObject({ ok: true, doneBefore: 5, attempts: 1 });
+    expect(startsPerCluster(readStamps(stamps)).get(5)).toBe(2);
+  });
+
+  it('refuses a module that exports no function, naming it', async () => {
+    const attempt = runClusters({ ...workerJob(2), worker: fixture('broken-worker.mjs') });
+    await expect(attempt).rejects.toThrow(WorkerModuleError);
+    await expect(runClusters({ ...workerJob(2), worker: fixture('broken-worker.mjs') })).rejects.toThrow(
+      /broken-worker\.mjs.*exports no function/,
+    );
+  });
+
+  it('leaves no worker behind when the runner is killed with SIGKILL', async () => {
+    const runner = cli(['--clusters', '6', '--jobs', '2', '--log', log, '--worker', fixture('cluster-worker.mjs')], {
+      env: { STAMPS: stamps, SLEEP_MS: '60000' },
+    });
+    await waitFor(() => workerPids().size === 2, 10_000, 'two workers to start clusters');
+    runner.kill('SIGKILL');
+    await runner;
+    // A worker exits as soon as its IPC channel to the runner closes.
+    await waitFor(() => ![...workerPids()].some(alive), 5_000, 'the workers to exit');
+    const resumed = await cli(['--clusters', '6', '--jobs', '2', '--log', log, '--worker', fixture('cluster-worker.mjs'), '--json'], {
+      env: { STAMPS: stamps, SLEEP_MS: '2' },
+    });
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ ok: true, done: 6 });
+    expect(stampViolations(readStamps(stamps), log)).toEqual([]);
+  });
+});
