@@ -1,8 +1,19 @@
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 
-export type Db = Database.Database;
+export type Db = BetterSqlite3.Database;
+
+/**
+ * better-sqlite3 12 is built on node::ObjectWrap, and Node 24.19+ aborts when the garbage collector
+ * frees one of its statements (nodejs/node#65446: "Assertion failed: (env) != nullptr"). 13 is
+ * built on Node-API and does not, but it needs Node 22 and crashes on 20. So the site takes 13 from
+ * Node 22 on (installed as better-sqlite3-napi) and 12 before that.
+ */
+const Database = createRequire(import.meta.url)(
+  Number(process.versions.node.split('.')[0]) >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3',
+) as typeof BetterSqlite3;
 
 /**
  * Opens a SQLite database the way several processes can share it: WAL, so readers never wait for
@@ -13,8 +24,6 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
   const db = new Database(path, {
     readonly: options.readonly ?? false,
     fileMustExist: options.readonly ?? false,
-    // A binding built for another Node version (CI runs the suite on Node 24 too).
-    ...(process.env.BETTER_SQLITE3_BINDING ? { nativeBinding: process.env.BETTER_SQLITE3_BINDING } : {}),
   });
   db.pragma('busy_timeout = 10000');
   if (!options.readonly) {
