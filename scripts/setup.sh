@@ -17,15 +17,22 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || missing+=(memcached)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v parallel >/dev/null 2>&1 || missing+=(parallel)
+# better-sqlite3 12 (the example's database on Node 20) compiles with node-gyp: a C++ compiler, make, python3.
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+APT_PACKAGES+=(g++ make python3)
 
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+  if command -v apt-get >/dev/null 2>&1 && { [ ${#as_root[@]} = 0 ] || sudo -n true 2>/dev/null; }; then
     echo "setup: installing ${missing[*]} with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
     # Debian starts nothing here, but where it does, stop the system copies: tests start their own.
-    (systemctl disable --now nginx memcached >/dev/null 2>&1 || true)
+    ("${as_root[@]}" systemctl disable --now nginx memcached >/dev/null 2>&1 || true)
   else
     echo "setup: missing ${missing[*]}. Install them with:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y ${APT_PACKAGES[*]}" >&2

@@ -13,6 +13,7 @@ if [ "${1:-}" = "--node" ]; then
 else
   bash scripts/setup.sh || exit 1
   pnpm -r --reporter=silent typecheck || exit 1
+  pnpm run --silent typecheck || exit 1
   pnpm run --silent lint || exit 1
 fi
 

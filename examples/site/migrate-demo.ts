@@ -3,7 +3,7 @@
 // goes through cluster-run in 1,000 clusters, 3 at a time; the runner is killed part-way (as a
 // deploy or an OOM killer would) and started again with the same command, and it carries on from
 // its log. At the end every published legacy post is an article, exactly once.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,13 +18,19 @@ async function main(): Promise<number> {
       clusters: { type: 'string', default: '1000' },
       jobs: { type: 'string', default: '3' },
       rows: { type: 'string', default: '30000' },
-      'kill-after': { type: 'string', default: '8' },
+      'kill-at': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('Usage: migrate-demo [--clusters N] [--jobs K] [--rows N] [--kill-after SECONDS]');
+    console.log('Usage: migrate-demo [--clusters N] [--jobs K] [--rows N] [--kill-at DONE]\n\n  --kill-at DONE  SIGKILL the runner once its log shows DONE clusters done (default a third)');
     return 0;
+  }
+  const clusters = Number(values.clusters);
+  const killAt = values['kill-at'] === undefined ? Math.max(1, Math.floor(clusters / 3)) : Number(values['kill-at']);
+  if (!Number.isInteger(killAt) || killAt < 1 || killAt >= clusters) {
+    console.error(`migrate-demo: --kill-at: expected a whole number from 1 to ${clusters - 1}, got "${values['kill-at']}"`);
+    return 2;
   }
   const dataDir = process.env.MIGRATE_DEMO_DIR ?? join(PROJECT_DIR, 'data', 'migrate-demo');
   rmSync(dataDir, { recursive: true, force: true });
@@ -37,25 +43,19 @@ async function main(): Promise<number> {
 
   const command = [clusterRunBin(), '--clusters', values.clusters, '--jobs', values.jobs, '--log', log, '--', process.execPath, MANAGE, 'import', '--cluster={}'];
   console.log(`\n== cluster-run ${command.slice(1).join(' ').replace(process.execPath, 'node')}`);
-  const killAfterMs = Number(values['kill-after']) * 1000;
   const first = spawn(process.execPath, command, { env, stdio: 'inherit' });
-  const killed = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => {
-      first.kill('SIGKILL');
-      resolve(true);
-    }, killAfterMs);
-    first.once('exit', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
-  if (killed) {
-    await new Promise((resolve) => first.once('exit', resolve));
-    const done = doneClusters(log);
-    console.log(`\n== killed the runner with SIGKILL after ${values['kill-after']} s: ${done} of ${values.clusters} clusters done by its log`);
-    console.log('== the same command again resumes from the log');
-    execFileSync(process.execPath, command, { env, stdio: 'inherit' });
-  }
+  const exited = new Promise<void>((resolve) => first.once('exit', () => resolve()));
+  let running = true;
+  void exited.then(() => (running = false));
+  // Killed part-way by its own progress, not a timer, so the kill lands mid-run on any machine.
+  while (running && doneClusters(log) < killAt) await new Promise((resolve) => setTimeout(resolve, 50));
+  if (!running) throw new Error(`the runner finished before ${killAt} clusters were done: nothing to kill`);
+  first.kill('SIGKILL');
+  await exited;
+  console.log(`\n== killed the runner with SIGKILL: ${doneClusters(log)} of ${values.clusters} clusters done by its log`);
+  console.log('== the same command again resumes from the log');
+  const resumed = spawnSync(process.execPath, command, { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (resumed.status !== 0) throw new Error(`the resumed run exited with ${resumed.status ?? resumed.signal}`);
 
   const site = openDatabase(join(dataDir, 'site.db'));
   migrate(site);
@@ -72,7 +72,13 @@ async function main(): Promise<number> {
 /** Clusters whose last end record in the log says ok. */
 function doneClusters(log: string): number {
   const state = new Map<number, string>();
-  for (const line of readFileSync(log, 'utf8').split('\n')) {
+  let text: string;
+  try {
+    text = readFileSync(log, 'utf8');
+  } catch {
+    return 0; // not written yet
+  }
+  for (const line of text.split('\n')) {
     try {
       const record = JSON.parse(line) as { event?: string; cluster?: number; why?: string };
       if (record.event === 'end' && record.cluster !== undefined && record.why) state.set(record.cluster, record.why);

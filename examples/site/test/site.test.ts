@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import { makeTempDir, requireBinary, type TempDir } from '@sitecache/test-services';
 import { fetchPage } from '../site/client.js';
 import { openDatabase } from '../site/db.js';
 import { clusterRunBin, MANAGE, startStack, type Stack } from '../site/services.js';
@@ -71,8 +73,14 @@ describe('the example site behind nginx and memcached', () => {
   });
 
   it('never caches the JSON comment count the article page fetches', async () => {
-    const { id } = anArticle();
+    const { id, slug } = anArticle();
+    // The article page (cached, identical for everyone) asks for the live count from the browser.
+    const page = await get(`/article/${slug}/`);
+    expect(page.body).toContain(`data-article="${id}"`);
+    expect(page.body).toContain("fetch('/api/comments/' + el.dataset.article)");
     const before = await get(`/api/comments/${id}`);
+    expect(before.headers['content-type']).toMatch(/^application\/json/);
+    expect(before.headers['cache-control']).toBe('no-store');
     await fetchPage(stack.nginx.port, `/api/comments/${id}`, { host: HOST, method: 'POST' });
     await new Promise((resolve) => setTimeout(resolve, 50));
     const after = await get(`/api/comments/${id}`);
@@ -109,11 +117,38 @@ describe('the example site behind nginx and memcached', () => {
     expect((await get('/')).headers['x-cache']).toBe('MISS');
   });
 
-  it('warms every page into memcached', async () => {
-    const output = manage('warm', '--concurrency', '4');
-    expect(output).toMatch(/rendered (\d+) of \1 pages, stored \1 in memcached/);
-    const { slug } = anArticle();
-    expect((await get(`/article/${slug}/`)).headers['x-cache']).toBe('HIT');
+  it('warms every page into memcached, with progress', async () => {
+    const { slug, tag } = anArticle();
+    const cold = [`/article/${slug}/`, `/tag/${tag}/`];
+    manage('purge', ...cold);
+    for (const path of cold) expect((await get(path)).headers['x-cache']).toBe('MISS');
+    manage('purge', ...cold);
+    const warm = spawnSync(process.execPath, [MANAGE, 'warm', '--concurrency', '4'], { env: stack.env, encoding: 'utf8' });
+    expect(warm.status).toBe(0);
+    const [, rendered] = /rendered (\d+) of \1 pages, stored \1 in memcached/.exec(warm.stdout) ?? [];
+    expect(Number(rendered)).toBeGreaterThan(100);
+    // Not a terminal: a plain progress line every tenth of the way, ending at the total.
+    const progress = warm.stderr.split('\n').filter((line) => line.startsWith('warm: '));
+    expect(progress.length).toBeGreaterThanOrEqual(10);
+    expect(progress.at(-1)).toMatch(new RegExp(`^warm: ${rendered}/${rendered} \\(\\d+/s\\)$`));
+    for (const path of cold) expect((await get(path)).headers['x-cache']).toBe('HIT');
+  });
+
+  it('refuses a bad --concurrency for warm, naming it', () => {
+    const result = spawnSync(process.execPath, [MANAGE, 'warm', '--concurrency', '0'], { env: stack.env, encoding: 'utf8' });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('--concurrency: expected a whole number >= 1, got "0"');
+  });
+
+  it('writes the generated nginx config, which nginx accepts', () => {
+    const file = join(data.path, 'nginx-out', 'nginx.conf');
+    mkdirSync(join(data.path, 'nginx-out', 'logs'), { recursive: true });
+    manage('nginx', '--standalone', '--prefix', join(data.path, 'nginx-out'), '--output', file);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain('server_name www.pixelpress.test pixelpress.test');
+    expect(text).toMatch(/error_page 404 405 (418 )?502 504 = @app;/);
+    const check = spawnSync(requireBinary('nginx'), ['-t', '-p', `${join(data.path, 'nginx-out')}/`, '-c', file, '-e', join(data.path, 'nginx-out', 'error.log')], { encoding: 'utf8' });
+    expect(check.stderr).toContain('test is successful');
   });
 });
 
@@ -131,19 +166,89 @@ describe('the import', () => {
       const legacy = openDatabase(join(data.path, 'legacy.db'), { readonly: true });
       const articles = site.prepare('SELECT count(*) AS n, count(DISTINCT legacy_id) AS ids FROM articles').get() as { n: number; ids: number };
       const published = legacy.prepare("SELECT count(*) AS n FROM wp_posts WHERE post_status = 'publish' AND post_type = 'post'").get() as { n: number };
-      const sample = site.prepare('SELECT html, excerpt, slug FROM articles ORDER BY id LIMIT 1').get() as { html: string; excerpt: string; slug: string };
+      const rows = site.prepare('SELECT id, legacy_id AS legacyId, html, excerpt, slug FROM articles ORDER BY id').all() as { id: number; legacyId: number; html: string; excerpt: string; slug: string }[];
+      const tagNames = (site.prepare('SELECT name FROM tags').all() as { name: string }[]).map((row) => row.name);
+      const tagged = site.prepare('SELECT count(DISTINCT article_id) AS n FROM article_tags').get() as { n: number };
+      const related = site.prepare('SELECT article_id AS articleId, related_legacy_id AS other, rank FROM related_articles ORDER BY article_id, rank').all() as { articleId: number; other: number; rank: number }[];
+      const rawCaptions = legacy.prepare("SELECT count(*) AS n FROM wp_posts WHERE post_content LIKE '%[caption%'").get() as { n: number };
       site.close();
       legacy.close();
       expect(articles).toEqual({ n: published.n, ids: published.n });
-      expect(sample.html).toMatch(/<p>|<h2>/);
-      expect(sample.slug).toMatch(/^[a-z0-9-]+-\d+$/);
+      for (const row of rows) {
+        // Markdown became HTML; WordPress [caption] shortcodes became images.
+        expect(row.html).toMatch(/<p>|<h2>/);
+        expect(row.html).not.toContain('[caption');
+        expect(row.slug).toMatch(new RegExp(`^[a-z0-9]+(-[a-z0-9]+)*-${row.legacyId}$`));
+        // The excerpt is the text of the first 40 words, without markup.
+        expect(row.excerpt).not.toMatch(/[<>]/);
+        expect(row.excerpt.replace(/…$/, '').split(' ').length).toBeLessThanOrEqual(40);
+      }
+      if (rawCaptions.n > 0) expect(rows.some((row) => row.html.includes('<img src='))).toBe(true);
+      // Shouting legacy tag names ("PATCH NOTES") are normalized; every article is tagged.
+      expect(tagNames.every((name) => name !== name.toUpperCase() || name.length <= 3)).toBe(true);
+      expect(tagged.n).toBe(published.n);
+      // Up to three related articles each, ranked 0..2, never the article itself.
+      const perArticle = new Map<number, number[]>();
+      for (const row of related) perArticle.set(row.articleId, [...(perArticle.get(row.articleId) ?? []), row.rank]);
+      expect(perArticle.size).toBeGreaterThan(published.n / 2);
+      for (const ranks of perArticle.values()) expect(ranks).toEqual([0, 1, 2].slice(0, ranks.length));
+      const legacyOf = new Map(rows.map((row) => [row.id, row.legacyId]));
+      expect(related.some((row) => legacyOf.get(row.articleId) === row.other)).toBe(false);
     } finally {
       await data.remove();
     }
   });
 
-  it('names a bad cluster spec', () => {
-    expect(() => execFileSync(process.execPath, [MANAGE, 'import', '--cluster=0/5'], { encoding: 'utf8', stdio: 'pipe' })).toThrow(/0\/5/);
+  it('names a bad cluster spec', async () => {
+    const data = await makeTempDir('pixelpress-spec');
+    try {
+      const env = { ...process.env, SITE_DATA_DIR: data.path };
+      execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '50'], { env });
+      execFileSync(process.execPath, [MANAGE, 'migrate'], { env });
+      const result = spawnSync(process.execPath, [MANAGE, 'import', '--cluster=0/5'], { env, encoding: 'utf8' });
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('Invalid cluster "0/5": expected "i/N" with whole numbers 1 <= i <= N');
+    } finally {
+      await data.remove();
+    }
+  });
+
+  it('generates the same legacy export from the same seed', async () => {
+    const dirs = [await makeTempDir('pixelpress-legacy'), await makeTempDir('pixelpress-legacy')];
+    try {
+      const dumps = dirs.map((dir) => {
+        execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '400'], { env: { ...process.env, SITE_DATA_DIR: dir.path } });
+        const db = openDatabase(join(dir.path, 'legacy.db'), { readonly: true });
+        const posts = db.prepare('SELECT * FROM wp_posts ORDER BY ID').all();
+        const terms = db.prepare('SELECT * FROM wp_term_relationships ORDER BY object_id, term_id').all();
+        db.close();
+        return createHash('sha256').update(JSON.stringify([posts, terms])).digest('hex');
+      });
+      expect(dumps[0]).toBe(dumps[1]);
+    } finally {
+      for (const dir of dirs) await dir.remove();
+    }
+  });
+});
+
+describe('pnpm migrate:demo', () => {
+  it('kills the runner part-way with SIGKILL, resumes it with the same command, and ends with every post imported once', async () => {
+    const data = await makeTempDir('pixelpress-migrate');
+    try {
+      const result = spawnSync(process.execPath, [join(MANAGE, '..', 'migrate-demo.js'), '--clusters', '60', '--jobs', '3', '--rows', '1200'], {
+        env: { ...process.env, MIGRATE_DEMO_DIR: data.path },
+        encoding: 'utf8',
+      });
+      expect(result.status).toBe(0);
+      const [, doneAtKill] = /== killed the runner with SIGKILL: (\d+) of 60 clusters done by its log/.exec(result.stdout) ?? [];
+      expect(Number(doneAtKill)).toBeGreaterThanOrEqual(20);
+      expect(Number(doneAtKill)).toBeLessThan(60);
+      // The resumed run skipped what the killed one finished.
+      expect(result.stderr).toMatch(new RegExp(`cluster-run: 60 of 60 clusters done, ${doneAtKill} by earlier runs`));
+      expect(result.stdout).toMatch(/OK: (\d+) articles for \1 published legacy posts, \1 distinct/);
+    } finally {
+      await data.remove();
+    }
   });
 });
 
