@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import { processExecutor } from './child.js';
+import { LauncherPool } from './launcher.js';
 import { LogMismatchError, WorkerModuleError } from './errors.js';
 import type { ProgressEvent, RunStats, StopReason } from './events.js';
 import { outputPaths, removeIfEmpty, signalGroup, type Execution, type Executor } from './executor.js';
@@ -185,7 +185,7 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
           maxClustersPerWorker: settings.maxClustersPerWorker,
           maxRss: settings.maxRss,
         })
-      : processExecutor({ log, command: settings.command ?? [], shell: settings.shell, cwd: settings.cwd, env: settings.env });
+      : new LauncherPool({ log, command: settings.command ?? [], shell: settings.shell, cwd: settings.cwd, env: settings.env, launchers: settings.jobs });
 
   const running = new Map<number, RunningAttempt>();
   const retryTimers = new Set<NodeJS.Timeout>();

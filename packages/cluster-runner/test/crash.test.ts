@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -120,6 +120,38 @@ describe('signals', () => {
     expect(Date.now() - began).toBeLessThan(2_000);
     expect(alive(child)).toBe(false);
     expect(readRecords(log).find((record) => record.event === 'end')).toMatchObject({ why: 'interrupted', signal: 'SIGKILL' });
+  }, 30_000);
+});
+
+describe('a launcher killed under the runner', () => {
+  it('stops the clusters it started, records them as failed with the reason, and the run goes on', async () => {
+    const env = { STAMPS: stamps, SLEEP_MS: '1500' };
+    const runner = cli(stampArgs(3, ['--retries', '1', '--retry-delay', '10ms']), { env });
+    await waitFor(() => readStamps(stamps).filter((stamp) => stamp.what === 'start').length === 3, 10_000, 'three clusters to start');
+    const launchers = readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name))
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('launcher-entry.js') && readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[1] === String(runner.pid);
+        } catch {
+          return false;
+        }
+      });
+    expect(launchers).toHaveLength(3);
+    process.kill(Number(launchers[0]), 'SIGKILL');
+    const result = await runner;
+    expect(result.exitCode).toBe(0);
+    const lost = readRecords(log).filter((record) => record.event === 'end' && record.why === 'failed');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]?.error).toMatch(/^the launcher that started it exited \(code null, signal SIGKILL\), so it was stopped$/);
+    // Its process was gone before the failure was recorded and the retry started: never two
+    // copies of a cluster at once. (SIGKILL leaves no stamp, so the log's order tells.)
+    const records = readRecords(log);
+    const cluster = lost[0]?.cluster;
+    const killedPid = records.find((record) => record.event === 'start' && record.cluster === cluster && record.attempt === 1)?.pid as number;
+    expect(alive(killedPid)).toBe(false);
+    const order = records.filter((record) => record.cluster === cluster && record.event !== 'launch').map((record) => `${record.event} ${record.attempt}`);
+    expect(order).toEqual(['start 1', 'end 1', 'start 2', 'end 2']);
   }, 30_000);
 });
 
