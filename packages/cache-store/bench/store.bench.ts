@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     const start = performance.now();
     for (let i = 0; i < 200; i++) renderPage(`/calibrate/${i}`);
     const renderMs = (performance.now() - start) / 200;
-    for (const [gzip, renders] of [[false, 1], [true, 1], [true, 20]] as const) {
+    for (const [gzip, renders] of [[false, 1], [true, 1], [false, 20], [true, 20]] as const) {
       const [without, withCache, storedShare] = await missPath(config(gzip), renders, dir.path);
       say(
         `miss path, gzip ${gzip ? 'on ' : 'off'}, render ${(renders * renderMs).toFixed(2)} ms: app alone ${fmt(without)} req/s, ` +

