@@ -35,7 +35,7 @@ export function views({ settings, articles, comments, users, pages }: Services) 
     },
 
     feed(req: Request, res: Response): void {
-      // Its real type: the cached location serves only HTML, so the middleware never stores it.
+      // Its real type, which the config's contentTypes gives /feed.xml in nginx too, so it is cached.
       res.type('application/rss+xml');
       res.render('feed.xml.njk', { siteUrl, articles: articles.latest(30) });
     },
@@ -88,9 +88,9 @@ export function views({ settings, articles, comments, users, pages }: Services) 
   };
 }
 
-/** Every page that shows an article's title: the article, the home page, its tag pages. */
+/** The pages that list an article's title: the article, the home page, its tag pages and the feed. */
 export function pagesShowing(slug: string, tagSlugs: readonly string[]): string[] {
-  return [`/article/${slug}/`, '/', ...tagSlugs.map((tag) => `/tag/${tag}/`)];
+  return [`/article/${slug}/`, '/', '/feed.xml', ...tagSlugs.map((tag) => `/tag/${tag}/`)];
 }
 
 function notFound(req: Request, res: Response): void {

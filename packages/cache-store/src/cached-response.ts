@@ -22,8 +22,10 @@ export async function cachedResponse(
   req: { readonly headers: IncomingHttpHeaders; readonly httpVersion?: string },
   page: StoredPage,
   config: SitecacheConfig,
+  /** The type the location of this URL serves (see servedContentType). */
+  contentType = 'text/html; charset=utf-8',
 ): Promise<CachedResponse> {
-  const headers: Record<string, string> = { 'content-type': 'text/html; charset=utf-8' };
+  const headers: Record<string, string> = { 'content-type': contentType };
   let body = page.body;
   if (page.gzip && acceptsGzip(req)) {
     headers['content-encoding'] = 'gzip';

@@ -35,7 +35,7 @@ export type SkipReason =
   | 'expired'
   /** Vary on anything but Accept-Encoding: nginx's key cannot tell those variants apart. */
   | 'vary'
-  /** Not text/html in UTF-8, the only type the cached location serves. */
+  /** Not the type nginx serves hits of that URL with: HTML in UTF-8, or the location's type in `contentTypes`. */
   | 'content-type'
   /** Already encoded (Content-Encoding): nginx would serve the bytes without saying so. */
   | 'content-encoding'
@@ -137,7 +137,7 @@ export function requestPolicy(config: SitecacheConfig): RequestPolicy {
  * Cache-Control is read as tokens, case-insensitively, qualified forms included; s-maxage
  * governs a shared cache, so it decides before max-age does.
  */
-export function responseRefusal(res: ResponseFacts, now = Date.now()): SkipReason | undefined {
+export function responseRefusal(res: ResponseFacts, now = Date.now(), servedType: string = HTML_TYPE): SkipReason | undefined {
   if (res.status !== 200) return 'status';
   const headers = res.headers;
   if (headers['set-cookie'] !== undefined) return 'set-cookie';
@@ -153,7 +153,7 @@ export function responseRefusal(res: ResponseFacts, now = Date.now()): SkipReaso
     if (!(expires > now)) return 'expired';
   }
   if (!varyAllowed(headers.vary)) return 'vary';
-  if (!servedAsHtml(headers['content-type'])) return 'content-type';
+  if (!servedAs(servedType, headers['content-type'])) return 'content-type';
   const encoding = headerText(headers['content-encoding']).trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') return 'content-encoding';
   return undefined;
@@ -223,18 +223,93 @@ function varyAllowed(vary: OutgoingHttpHeaders[string]): boolean {
   return true;
 }
 
-// The cached location serves every page as "text/html; charset=utf-8" (types {}, default_type,
-// charset), so only a response that says the same, or names no charset, is served unchanged.
-function servedAsHtml(contentType: OutgoingHttpHeaders[string]): boolean {
-  const [type = '', ...params] = headerText(contentType).split(';');
-  if (type.trim().toLowerCase() !== 'text/html') return false;
+/** The Content-Type of every hit outside the locations of `config.contentTypes`. */
+export const HTML_TYPE = 'text/html; charset=utf-8';
+
+/**
+ * The path nginx matches locations against (`$uri`) for a raw request target: the path alone,
+ * percent-decoded, slashes merged, `.` and `..` resolved. Undefined for a target nginx refuses
+ * (a bad escape, `..` above the root).
+ */
+export function nginxUri(target: string): string | undefined {
+  let path: string;
+  if (target.startsWith('/')) {
+    const query = target.indexOf('?');
+    path = query < 0 ? target : target.slice(0, query);
+  } else {
+    const match = /^[a-z]+:\/\/[^/?]*(\/[^?]*)?/i.exec(target);
+    if (!match) return undefined;
+    path = match[1] ?? '/';
+  }
+  let decoded = '';
+  for (let i = 0; i < path.length; i++) {
+    const c = path[i] as string;
+    if (c !== '%') {
+      decoded += c;
+      continue;
+    }
+    const hex = path.slice(i + 1, i + 3);
+    if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
+    decoded += String.fromCharCode(parseInt(hex, 16));
+    i += 2;
+  }
+  const segments: string[] = [];
+  for (const segment of decoded.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      if (segments.length === 0) return undefined;
+      segments.pop();
+      continue;
+    }
+    segments.push(segment);
+  }
+  const uri = `/${segments.join('/')}`;
+  return uri !== '/' && /(^|\/)(\.\.?)?$/.test(decoded) ? `${uri}/` : uri;
+}
+
+/**
+ * The Content-Type nginx serves a hit for this request target with, as the generated config
+ * routes it: an exact location of `contentTypes` first, else the longest matching prefix, else
+ * HTML. Undefined when nginx would refuse the target.
+ */
+export function servedContentType(config: Pick<SitecacheConfig, 'contentTypes'>, target: string): string | undefined {
+  const uri = nginxUri(target);
+  if (uri === undefined) return undefined;
+  let served = HTML_TYPE;
+  let longest = 0;
+  for (const [location, type] of Object.entries(config.contentTypes)) {
+    if (location.startsWith('= ')) {
+      if (uri === location.slice(2)) return type;
+    } else if (uri.startsWith(location) && location.length > longest) {
+      served = type;
+      longest = location.length;
+    }
+  }
+  return served;
+}
+
+/**
+ * Whether a response of `contentType` is what nginx says it is when it serves the bytes as
+ * `servedType`: the same media type, and no other charset. A response that names UTF-8 where the
+ * location names none (JSON, which is UTF-8 by definition) is the same bytes too.
+ */
+function servedAs(servedType: string, contentType: OutgoingHttpHeaders[string]): boolean {
+  const served = mediaType(servedType);
+  const sent = mediaType(headerText(contentType));
+  if (sent.type !== served.type) return false;
+  if (sent.charset === undefined) return true;
+  return sent.charset === (served.charset ?? 'utf-8');
+}
+
+function mediaType(text: string): { type: string; charset: string | undefined } {
+  const [type = '', ...params] = text.split(';');
+  let charset: string | undefined;
   for (const param of params) {
     const eq = param.indexOf('=');
     if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
-    const charset = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
-    if (charset !== 'utf-8') return false;
+    charset = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
   }
-  return true;
+  return { type: type.trim().toLowerCase(), charset };
 }
 
 function seconds(value: string): number {

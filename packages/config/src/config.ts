@@ -27,6 +27,12 @@ export interface SitecacheConfig {
   readonly bypassCookies: readonly string[];
   /** Response header that tells a hit (`HIT`, from nginx) from a miss (`MISS`, from the app). */
   readonly cacheHeader: string;
+  /**
+   * Pages of other types than HTML that may be cached: an nginx location (`"= /feed.xml"` for that
+   * path alone, `"/api/v1/"` for every path under it) and the Content-Type its hits are served
+   * with. Everywhere else nginx serves hits as `text/html; charset=utf-8`, so only HTML is stored.
+   */
+  readonly contentTypes: Readonly<Record<string, string>>;
 }
 
 /**
@@ -60,6 +66,7 @@ const FIELDS = new Set([
   'gzip',
   'bypassCookies',
   'cacheHeader',
+  'contentTypes',
 ]);
 
 // memcached's exptime above 30 days is read as a Unix time, so a relative TTL must stay below it.
@@ -72,6 +79,10 @@ const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const UNIX_SOCKET = /^unix:\/[^\s;{}"'$]+$/;
+// An exact (`= /path`) or prefix (`/path`) location: a path nginx can hold unquoted.
+const LOCATION = /^(= )?\/[A-Za-z0-9._~!&'()*+,:@\/-]*$/;
+// A media type, lowercase, with at most a charset parameter.
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(; charset=[a-z0-9._-]+)?$/;
 // RFC 7230 token: what a cookie or header name may be.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -145,6 +156,19 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
   const cacheHeader = raw.cacheHeader ?? DEFAULTS.cacheHeader;
   if (typeof cacheHeader !== 'string' || !TOKEN.test(cacheHeader)) fail('cacheHeader', 'a header name', cacheHeader);
 
+  const contentTypes = raw.contentTypes ?? {};
+  if (typeof contentTypes !== 'object' || contentTypes === null || Array.isArray(contentTypes)) {
+    fail('contentTypes', 'an object of nginx locations to content types, such as {"= /feed.xml": "application/rss+xml; charset=utf-8"}', contentTypes);
+  }
+  for (const [location, type] of Object.entries(contentTypes as Record<string, unknown>)) {
+    if (!LOCATION.test(location) || location === '/' || location.includes('//') || /\/\.\.?(\/|$)/.test(location)) {
+      fail(`contentTypes["${location}"]`, 'an nginx location: "= /exact/path" or a "/prefix/" other than "/", normalized', location);
+    }
+    if (typeof type !== 'string' || !CONTENT_TYPE.test(type)) {
+      fail(`contentTypes["${location}"]`, 'a lowercase content type such as "application/json" or "application/rss+xml; charset=utf-8"', type);
+    }
+  }
+
   return Object.freeze({
     keyPrefix: keyPrefix as string,
     scheme: scheme as 'http' | 'https',
@@ -156,6 +180,7 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     gzip: gzip as boolean,
     bypassCookies: Object.freeze(bypassCookies),
     cacheHeader: cacheHeader as string,
+    contentTypes: Object.freeze({ ...(contentTypes as Record<string, string>) }),
   });
 }
 

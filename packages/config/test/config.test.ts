@@ -19,6 +19,7 @@ describe('parseConfig', () => {
       gzip: true,
       bypassCookies: [],
       cacheHeader: 'X-Cache',
+      contentTypes: {},
     });
   });
 
@@ -47,6 +48,14 @@ describe('parseConfig', () => {
     [{ bypassCookies: ['session id'] }, 'bypassCookies[0]', 'a cookie name', '"session id"'],
     [{ cacheHeader: 'X Cache' }, 'cacheHeader', 'a header name', '"X Cache"'],
     [{ ttll: 5 }, 'ttll', 'one of the known fields', '"ttll"'],
+    [{ contentTypes: ['application/json'] }, 'contentTypes', 'an object of nginx locations to content types', '["application/json"]'],
+    [{ contentTypes: { '/': 'application/json' } }, 'contentTypes["/"]', 'an nginx location', '"/"'],
+    [{ contentTypes: { 'feed.xml': 'application/xml' } }, 'contentTypes["feed.xml"]', 'an nginx location', '"feed.xml"'],
+    [{ contentTypes: { '~ \\.json$': 'application/json' } }, 'contentTypes["~ \\.json$"]', 'an nginx location', '"~ \\\\.json$"'],
+    [{ contentTypes: { '/api/../admin/': 'application/json' } }, 'contentTypes["/api/../admin/"]', 'an nginx location', '"/api/../admin/"'],
+    [{ contentTypes: { '/api/ {': 'application/json' } }, 'contentTypes["/api/ {"]', 'an nginx location', '"/api/ {"'],
+    [{ contentTypes: { '/api/': 'Application/JSON' } }, 'contentTypes["/api/"]', 'a lowercase content type', '"Application/JSON"'],
+    [{ contentTypes: { '/api/': 'application/json; x="1;"' } }, 'contentTypes["/api/"]', 'a lowercase content type', '"application/json; x=\\"1;\\""'],
   ])('refuses %j naming the field, what it expected and what it got', (patch, field, expected, got) => {
     const attempt = () => parseConfig({ ...minimal, ...patch }, 'site.json');
     expect(attempt).toThrow(ConfigError);
@@ -57,6 +66,11 @@ describe('parseConfig', () => {
     } catch (error) {
       expect((error as ConfigError).field).toBe(field);
     }
+  });
+
+  it('reads contentTypes: exact and prefix locations with the type their hits are served with', () => {
+    const types = { '= /feed.xml': 'application/rss+xml; charset=utf-8', '/api/v1/': 'application/json' };
+    expect(parseConfig({ ...minimal, contentTypes: types }).contentTypes).toEqual(types);
   });
 
   it('accepts a prefix nginx can hold literally inside its key expression', () => {

@@ -115,9 +115,10 @@ function servers(config: SitecacheConfig, opts: ResolvedOptions): string[] {
       '',
       '# Every page is looked up in memcached first.',
       'location / {',
-      ...indent(cachedLocation(config, opts)),
+      ...indent(cachedLocation(config, opts, HTML)),
       '}',
       '',
+      ...typedLocations(config, opts),
       '# Misses and bypasses: the app renders (and its middleware stores what may be cached).',
       'location @app {',
       ...indent(appLocation(config, opts)),
@@ -148,7 +149,21 @@ function keyDirective(config: SitecacheConfig, opts: ResolvedOptions): string[] 
   }
 }
 
-function cachedLocation(config: SitecacheConfig, opts: ResolvedOptions): string[] {
+/** The type every hit has outside the locations of `contentTypes`. */
+const HTML = 'text/html; charset=utf-8';
+
+/** The locations of `config.contentTypes`: looked up in memcached like any page, served with their own type. */
+function typedLocations(config: SitecacheConfig, opts: ResolvedOptions): string[] {
+  return Object.entries(config.contentTypes).flatMap(([location, type]) => [
+    `# Pages under this location are cached as ${type.split(';')[0]} (contentTypes in the config).`,
+    `location ${location} {`,
+    ...indent(cachedLocation(config, opts, type)),
+    '}',
+    '',
+  ]);
+}
+
+function cachedLocation(config: SitecacheConfig, opts: ResolvedOptions, type: string): string[] {
   const lines = [
     '# 404: a miss. 405: a method memcached cannot answer. 502/504: memcached down or slow.',
     '# 418: the bypass below. In every case the app renders, with its own status.',
@@ -167,10 +182,19 @@ function cachedLocation(config: SitecacheConfig, opts: ResolvedOptions): string[
     '# No other server holds the page: on an error go straight to the app.',
     'memcached_next_upstream off;',
     '',
-    '# Every cached page is HTML, whatever its URL ends with: the app stores nothing else here.',
-    'types { }',
-    'default_type text/html;',
-    'charset utf-8;',
+    ...(type === HTML
+      ? [
+          '# Every cached page is HTML, whatever its URL ends with: the app stores nothing else here.',
+          'types { }',
+          'default_type text/html;',
+          'charset utf-8;',
+        ]
+      : [
+          '# Hits here have this one type, whatever the URL ends with: the app stores nothing else here.',
+          'types { }',
+          `default_type "${type}";`,
+          'charset off;',
+        ]),
     `add_header ${config.cacheHeader} HIT;`,
   ];
   if (config.gzip) {
