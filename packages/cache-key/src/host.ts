@@ -40,7 +40,7 @@ export function normalizeHost(raw: string): string {
       case SLASH:
         throw new InvalidHostError(raw, 'a slash');
       default:
-        if (ch < 0x20 || ch === 0x7f) throw new InvalidHostError(raw, 'a control character');
+        if (ch <= 0x20 || ch === 0x7f) throw new InvalidHostError(raw, 'a space or control character');
     }
   }
   if (lastDot === hostEnd - 1) hostEnd--;

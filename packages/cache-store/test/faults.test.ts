@@ -133,6 +133,57 @@ describe('memcached faults while requests flow through nginx', () => {
     } finally {
       victim.process.signal('SIGCONT');
     }
+    // Woken again (SIGCONT): after the retry interval the writer finds it answering and stores there again.
+    const ring = createHashRing(site.config.memcached);
+    const fresh = Array.from({ length: 200 }, (_, i) => `/after-sigcont/${i}`).filter(
+      (path) => ring.serverFor(cacheKey(`https://${HOST}${path}`)) === victim.address,
+    );
+    await eventually(
+      async () => {
+        for (const path of fresh) await site.request(path);
+        const found = await Promise.all(fresh.map((path) => memcachedGet(victim.address, cacheKey(`https://${HOST}${path}`))));
+        return found.every((item) => item !== null);
+      },
+      'pages to be stored on the woken server again',
+      10_000,
+    );
+  });
+});
+
+describe('the store is off the response path', () => {
+  it('sends the whole response while the store of its page is still waiting on a silent memcached', async () => {
+    const server = await startMemcached();
+    const cache = pageCache(testConfig([server.address], { gzip: false }), { connectTimeoutMs: 1_000, commandTimeoutMs: 4_000, logger: { warn: () => undefined } });
+    const app = await listen((req, res) =>
+      cache(req, res, () => {
+        res.setHeader('Content-Type', 'text/html; charset=utf-8');
+        res.end(`${PAGE}${req.url}`);
+      }),
+    );
+    try {
+      // Connected first, so the store's command is sent and then waits on the stopped server.
+      await requestTo(app.port, '/warm');
+      await eventually(() => cache.metrics.snapshot().stored === 1, 'the first page to be stored');
+      server.process.signal('SIGSTOP');
+      const response = await requestTo(app.port, '/while-stopped');
+      // The visitor has the whole page and the connection closed, yet the page is not stored:
+      // its put is still in flight, and only ends (as an error) when the command times out.
+      expect(response.status).toBe(200);
+      expect(response.body.toString()).toBe(`${PAGE}/while-stopped`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const snapshot = cache.metrics.snapshot();
+      expect(snapshot.stored).toBe(1);
+      expect(snapshot.errors).toBe(0);
+      // Woken before its command times out, memcached stores the page the put was waiting on.
+      server.process.signal('SIGCONT');
+      await eventually(() => cache.metrics.snapshot().stored === 2, 'the waiting put to finish');
+      expect(await memcachedGet(server.address, cacheKey(`https://${HOST}/while-stopped`))).not.toBeNull();
+    } finally {
+      server.process.signal('SIGCONT');
+      await app.stop();
+      await cache.close();
+      await server.stop();
+    }
   });
 });
 

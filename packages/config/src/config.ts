@@ -80,7 +80,7 @@ const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const UNIX_SOCKET = /^unix:\/[^\s;{}"'$]+$/;
 // An exact (`= /path`) or prefix (`/path`) location: a path nginx can hold unquoted.
-const LOCATION = /^(= )?\/[A-Za-z0-9._~!&'()*+,:@\/-]*$/;
+const LOCATION = /^(= )?\/[A-Za-z0-9._~!&'()*+,:@/-]*$/;
 // A media type, lowercase, with at most a charset parameter.
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(; charset=[a-z0-9._-]+)?$/;
 // RFC 7230 token: what a cookie or header name may be.

@@ -107,4 +107,4 @@ export function parityCorpus(): ParityCase[] {
 export const REJECTED_TARGETS: readonly string[] = ['/a%00b', '/a/../../b', 'relative', '/a b'];
 
 /** Hosts nginx answers with 400, which requestKey must refuse too. */
-export const REJECTED_HOSTS: readonly string[] = ['www..example.com', 'www.example.com/x', '', '.', ':8080', 'a..'];
+export const REJECTED_HOSTS: readonly string[] = ['www..example.com', 'www.example.com/x', '', '.', ':8080', 'a..', 'a b', 'tab\there'];

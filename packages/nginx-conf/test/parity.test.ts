@@ -17,7 +17,19 @@ import {
 import { hasNoPath, nodeRefuses, parityCorpus, REJECTED_HOSTS, REJECTED_TARGETS, SITE_HOSTS, type ParityCase } from './corpus.js';
 
 // The invariant the product rests on: the key the app computes is the key nginx looks up.
-describe.each(['set_misc', 'lua', 'njs'] as const)('with md5 by %s, the key cache-key computes is the key nginx looks up', (md5) => {
+// Each md5 backend with the defaults, and again with a key prefix holding every character the
+// config allows that nginx, Lua or JavaScript could read specially, the http scheme and another hit header.
+const UNUSUAL = { keyPrefix: 'blog;v2#%[x]|~&(1)!:/', scheme: 'http', cacheHeader: 'X-Page-Cache' } as const;
+const VARIANTS = [
+  ['set_misc', 'the defaults', {}],
+  ['lua', 'the defaults', {}],
+  ['njs', 'the defaults', {}],
+  ['set_misc', 'an unusual prefix, http and another hit header', UNUSUAL],
+  ['lua', 'an unusual prefix, http and another hit header', UNUSUAL],
+  ['njs', 'an unusual prefix, http and another hit header', UNUSUAL],
+] as const;
+
+describe.each(VARIANTS)('with md5 by %s and %s, the key cache-key computes is the key nginx looks up', (md5, _what, fields) => {
   const corpus = parityCorpus();
   let memcached: MemcachedServer;
   let nginx: NginxServer;
@@ -48,6 +60,7 @@ describe.each(['set_misc', 'lua', 'njs'] as const)('with md5 by %s, the key cach
         memcached: [memcached.address],
         app: [`127.0.0.1:${appPort}`],
         gzip: false,
+        ...fields,
       });
       const njsModulePath = join(prefix, 'sitecache-key.js');
       await writeFile(njsModulePath, renderNjsKeyModule(config));
@@ -83,9 +96,10 @@ describe.each(['set_misc', 'lua', 'njs'] as const)('with md5 by %s, the key cach
     await inBatches(corpus, 16, async (c, i) => {
       const response = await sendRaw(nginx.port, request(c));
       const expected = bodies[firstIndexOfKey.get(keys[i] as string) as number];
-      if (response.status !== 200 || response.headers['x-cache'] !== 'HIT' || response.body.toString() !== expected) {
+      const hit = response.headers[config.cacheHeader.toLowerCase()];
+      if (response.status !== 200 || hit !== 'HIT' || response.body.toString() !== expected) {
         failures.push(
-          `${JSON.stringify(c)}: ${response.status} ${response.headers['x-cache']} nginx key ${response.headers['x-sitecache-key']} app key ${keys[i]}`,
+          `${JSON.stringify(c)}: ${response.status} ${hit} nginx key ${response.headers['x-sitecache-key']} app key ${keys[i]}`,
         );
       }
     });

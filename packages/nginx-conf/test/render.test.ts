@@ -24,6 +24,11 @@ describe('nginx -t accepts every rendered option set', () => {
   }
   matrix.push(['bypass cookies and a key prefix', { ...three, bypassCookies: ['sessionid', 'csrf.token'], keyPrefix: 'blog:' }, {}]);
   matrix.push(['unix sockets for memcached and the app', { ...base, memcached: ['unix:/run/mc.sock'], app: ['unix:/run/app.sock'] }, {}]);
+  matrix.push([
+    'typed locations (contentTypes), with gzip',
+    { ...three, contentTypes: { '= /feed.xml': 'application/rss+xml; charset=utf-8', '/api/v1/': 'application/json' } },
+    { md5: 'lua' },
+  ]);
 
   it.each(matrix)('%s', async (_name, fields, options) => {
     await expect(checkNginxConf(parseConfig(fields), options)).resolves.toMatch(/test is successful/);
@@ -56,6 +61,20 @@ describe('renderNginxConf', () => {
       const above = lines.slice(Math.max(0, i - 3), i).join('\n');
       expect({ line, commented: above.includes('#') || /^\s*map /.test(lines[i - 1] ?? '') }).toEqual({ line, commented: true });
     }
+  });
+
+  it('relays a whole page in one piece (128k by default), and the size is the caller\'s to choose', () => {
+    expect(renderNginxConf(parseConfig(base))).toContain('memcached_buffer_size 128k;');
+    expect(renderNginxConf(parseConfig(base), { memcachedBufferSize: '256k' })).toContain('memcached_buffer_size 256k;');
+  });
+
+  it('gives each typed location its own type and the same memcached lookup as every page', () => {
+    const text = renderNginxConf(parseConfig({ ...base, contentTypes: { '= /feed.xml': 'application/rss+xml; charset=utf-8' } }));
+    const location = text.slice(text.indexOf('location = /feed.xml {'), text.indexOf('location @app'));
+    expect(location).toContain('default_type "application/rss+xml; charset=utf-8";');
+    expect(location).toContain('charset off;');
+    expect(location).toContain('memcached_pass sitecache_memcached;');
+    expect(location).toContain('error_page 404 405 418 502 504 = @app;');
   });
 
   it('loads ndk before set_misc with absolute paths in a standalone config', () => {
