@@ -103,6 +103,7 @@ export function slugify(text: string): string {
     .replace(/[\u0300-\u036f]/g, '')
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 80);
+    .slice(0, 80)
+    // Trimmed after the cut too, which may end on a dash (the id then follows a single one).
+    .replace(/^-+|-+$/g, '');
 }

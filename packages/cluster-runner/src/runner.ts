@@ -193,6 +193,8 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
   let attemptsStarted = 0;
   let failedThisRun = 0;
   let stoppedBy: StopReason | null = null;
+  /** The signal the stop sends to running clusters: null for halt soon, which lets them finish. */
+  let stopSignal: NodeJS.Signals | null = null;
   let fatal: unknown = null;
 
   // Everything that waits (the feeder, the memory gate) wakes on any change.
@@ -216,11 +218,19 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
 
   const stop = (reason: StopReason, signal: NodeJS.Signals | null): void => {
     if (stoppedBy !== null) {
-      // A second SIGINT or SIGTERM: the user will not wait for the grace period.
-      if (signal !== null) for (const attempt of running.values()) stopAttempt(attempt, 'interrupted', 'SIGKILL');
+      if (signal === null) return;
+      if (stopSignal === null) {
+        // A signal after a halt that let the running clusters finish: now they are stopped too.
+        stopSignal = signal;
+        for (const attempt of running.values()) stopAttempt(attempt, 'interrupted', signal);
+      } else {
+        // A second SIGINT or SIGTERM: the user will not wait for the grace period.
+        for (const attempt of running.values()) stopAttempt(attempt, 'interrupted', 'SIGKILL');
+      }
       return;
     }
     stoppedBy = reason;
+    stopSignal = signal;
     emit({ type: 'stopping', reason, stats: snapshot() });
     for (const timer of retryTimers) clearTimeout(timer);
     retryTimers.clear();
@@ -285,7 +295,7 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
     stats.running = running.size;
     emit({ type: 'start', cluster, attempt, pid: execution.pid, stats: snapshot() });
     // A stop that came while this attempt was being launched applies to it too.
-    if (stoppedBy !== null) stopAttempt(current, 'interrupted', 'SIGTERM');
+    if (stopSignal !== null) stopAttempt(current, 'interrupted', stopSignal);
     const timeout =
       settings.timeoutMs === null ? null : setTimeout(() => stopAttempt(current, 'timeout', 'SIGTERM'), settings.timeoutMs);
     if (execution.pid !== null) memoryWatch.watch(execution.pid);
