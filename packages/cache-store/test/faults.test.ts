@@ -88,6 +88,24 @@ describe('memcached faults while requests flow through nginx', () => {
     await cache?.close();
   });
 
+  /** Requests new pages that nginx's ring puts on `victim` until every one of them is stored there. */
+  const storedAgainOn = async (victim: MemcachedServer, prefix: string): Promise<void> => {
+    const ring = createHashRing(site.config.memcached);
+    const fresh = Array.from({ length: 200 }, (_, i) => `${prefix}/${i}`).filter(
+      (path) => ring.serverFor(cacheKey(`https://${HOST}${path}`)) === victim.address,
+    );
+    expect(fresh.length).toBeGreaterThan(20);
+    await eventually(
+      async () => {
+        for (const path of fresh) await site.request(path);
+        const found = await Promise.all(fresh.map((path) => memcachedGet(victim.address, cacheKey(`https://${HOST}${path}`))));
+        return found.every((item) => item !== null);
+      },
+      `pages to be stored on ${victim.address} again`,
+      10_000,
+    );
+  };
+
   const expectAllServed = (result: Flow): void => {
     expect(result.responses).toBeGreaterThan(100);
     expect([...result.statuses]).toEqual([[200, result.responses]]);
@@ -102,20 +120,7 @@ describe('memcached faults while requests flow through nginx', () => {
     expect(victim.process.alive()).toBe(false);
 
     await victim.restart();
-    const ring = createHashRing(site.config.memcached);
-    const fresh = Array.from({ length: 200 }, (_, i) => `/after-restart/${i}`).filter(
-      (path) => ring.serverFor(cacheKey(`https://${HOST}${path}`)) === victim.address,
-    );
-    expect(fresh.length).toBeGreaterThan(20);
-    await eventually(
-      async () => {
-        for (const path of fresh) await site.request(path);
-        const found = await Promise.all(fresh.map((path) => memcachedGet(victim.address, cacheKey(`https://${HOST}${path}`))));
-        return found.every((item) => item !== null);
-      },
-      'pages to be stored on the restarted server again',
-      10_000,
-    );
+    await storedAgainOn(victim, '/after-restart');
   });
 
   it('answers every request 200 within the bound while a memcached is stopped (SIGSTOP: accepting, silent)', async () => {
@@ -134,19 +139,7 @@ describe('memcached faults while requests flow through nginx', () => {
       victim.process.signal('SIGCONT');
     }
     // Woken again (SIGCONT): after the retry interval the writer finds it answering and stores there again.
-    const ring = createHashRing(site.config.memcached);
-    const fresh = Array.from({ length: 200 }, (_, i) => `/after-sigcont/${i}`).filter(
-      (path) => ring.serverFor(cacheKey(`https://${HOST}${path}`)) === victim.address,
-    );
-    await eventually(
-      async () => {
-        for (const path of fresh) await site.request(path);
-        const found = await Promise.all(fresh.map((path) => memcachedGet(victim.address, cacheKey(`https://${HOST}${path}`))));
-        return found.every((item) => item !== null);
-      },
-      'pages to be stored on the woken server again',
-      10_000,
-    );
+    await storedAgainOn(victim, '/after-sigcont');
   });
 });
 

@@ -1,8 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
-import { cli, fixture, readStamps } from './helpers.js';
+import type { TempDir } from '@sitecache/test-services';
+import { cli, fixture, jobFolder, readStamps } from './helpers.js';
 
 // The bin as users run it: `cluster-run --clusters N --jobs K --log FILE [options] -- COMMAND ARGS...`.
 
@@ -10,15 +9,8 @@ let dir: TempDir;
 let log: string;
 let stamps: string;
 
-beforeEach(async () => {
-  dir = await makeTempDir('cluster-runner-cli');
-  log = join(dir.path, 'job.log');
-  stamps = join(dir.path, 'stamps');
-});
-
-afterEach(async () => {
-  await dir.remove();
-});
+beforeEach(async () => ({ dir, log, stamps } = await jobFolder('cluster-runner-cli')));
+afterEach(() => dir.remove());
 
 const stampCommand = (): string[] => ['--', process.execPath, fixture('stamp-child.mjs'), '{}'];
 

@@ -1,24 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
-import { alive, cli, fixture, readRecords, readStamps, stampViolations, waitFor } from './helpers.js';
+import type { TempDir } from '@sitecache/test-services';
+import { alive, cli, fixture, jobFolder, readRecords, readStamps, stampViolations, waitFor } from './helpers.js';
 
 let dir: TempDir;
 let log: string;
 let stamps: string;
 
-beforeEach(async () => {
-  dir = await makeTempDir('cluster-runner-crash');
-  log = join(dir.path, 'job.log');
-  stamps = join(dir.path, 'stamps');
-});
-
-afterEach(async () => {
-  await dir.remove();
-});
+beforeEach(async () => ({ dir, log, stamps } = await jobFolder('cluster-runner-crash')));
+afterEach(() => dir.remove());
 
 function stampArgs(clusters: number, extra: readonly string[] = []): string[] {
   return ['--clusters', String(clusters), '--jobs', '3', '--log', log, '--grace', '3s', ...extra, '--', process.execPath, fixture('stamp-child.mjs'), '{}'];

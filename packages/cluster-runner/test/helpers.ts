@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { makeTempDir, type TempDir } from '@sitecache/test-services';
+
+/** A test's own folder, with the paths of its job's log and of the stamps its clusters leave. */
+export async function jobFolder(name: string): Promise<{ dir: TempDir; log: string; stamps: string }> {
+  const dir = await makeTempDir(name);
+  return { dir, log: join(dir.path, 'job.log'), stamps: join(dir.path, 'stamps') };
+}
 
 /** The built CLI, run as users run it. */
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));

@@ -1,23 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import type { TempDir } from '@sitecache/test-services';
 import { runClusters, type ProgressEvent, type RunOptions } from '@sitecache/cluster-runner';
-import { alive, cli, fixture, readRecords, readStamps, startsPerCluster } from './helpers.js';
+import { alive, cli, fixture, jobFolder, readRecords, readStamps, startsPerCluster } from './helpers.js';
 
 let dir: TempDir;
 let log: string;
 let stamps: string;
 
-beforeEach(async () => {
-  dir = await makeTempDir('cluster-runner-limits');
-  log = join(dir.path, 'job.log');
-  stamps = join(dir.path, 'stamps');
-});
-
-afterEach(async () => {
-  await dir.remove();
-});
+beforeEach(async () => ({ dir, log, stamps } = await jobFolder('cluster-runner-limits')));
+afterEach(() => dir.remove());
 
 /** A job whose clusters run `node SCRIPT i/N`, or `node ARGS... i/N` when given a list. */
 function job(script: string | readonly string[], clusters: number, extra: Partial<RunOptions> = {}, env: Record<string, string> = {}): RunOptions {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import type { TempDir } from '@sitecache/test-services';
 import {
   LogFormatError,
   LogMismatchError,
@@ -10,21 +10,14 @@ import {
   type ProgressEvent,
   type RunOptions,
 } from '@sitecache/cluster-runner';
-import { fixture, readRecords, readStamps, stampViolations, startsPerCluster } from './helpers.js';
+import { fixture, jobFolder, readRecords, readStamps, stampViolations, startsPerCluster } from './helpers.js';
 
 let dir: TempDir;
 let log: string;
 let stamps: string;
 
-beforeEach(async () => {
-  dir = await makeTempDir('cluster-runner');
-  log = join(dir.path, 'job.log');
-  stamps = join(dir.path, 'stamps');
-});
-
-afterEach(async () => {
-  await dir.remove();
-});
+beforeEach(async () => ({ dir, log, stamps } = await jobFolder('cluster-runner')));
+afterEach(() => dir.remove());
 
 function stampJob(clusters: number, extra: Partial<RunOptions> = {}, env: Record<string, string> = {}): RunOptions {
   return {

@@ -1,23 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import type { TempDir } from '@sitecache/test-services';
 import { runClusters, WorkerModuleError, type RunOptions } from '@sitecache/cluster-runner';
-import { alive, cli, fixture, readRecords, readStamps, stampViolations, startsPerCluster, waitFor } from './helpers.js';
+import { alive, cli, fixture, jobFolder, readRecords, readStamps, stampViolations, startsPerCluster, waitFor } from './helpers.js';
 
 let dir: TempDir;
 let log: string;
 let stamps: string;
 
-beforeEach(async () => {
-  dir = await makeTempDir('cluster-runner-worker');
-  log = join(dir.path, 'job.log');
-  stamps = join(dir.path, 'stamps');
-});
-
-afterEach(async () => {
-  await dir.remove();
-});
+beforeEach(async () => ({ dir, log, stamps } = await jobFolder('cluster-runner-worker')));
+afterEach(() => dir.remove());
 
 function workerJob(clusters: number, extra: Partial<RunOptions> = {}, env: Record<string, string> = {}): RunOptions {
   return {
