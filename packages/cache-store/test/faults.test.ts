@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import { createHashRing, pageCache, type PageCacheMiddleware } from '../src/index.js';
@@ -144,9 +145,17 @@ describe('memcached faults while requests flow through nginx', () => {
 });
 
 describe('the store is off the response path', () => {
-  it('sends the whole response while the store of its page is still waiting on a silent memcached', async () => {
-    const server = await startMemcached();
-    const cache = pageCache(testConfig([server.address], { gzip: false }), { connectTimeoutMs: 1_000, commandTimeoutMs: 4_000, logger: { warn: () => undefined } });
+  it('sends the whole response while the store of its page is still waiting for memcached', async () => {
+    // A memcached that takes every command and answers only when told to: a deterministic "slow".
+    const sockets: Socket[] = [];
+    let received = '';
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const cache = pageCache(testConfig([address], { gzip: false }), { connectTimeoutMs: 1_000, commandTimeoutMs: 4_000, logger: { warn: () => undefined } });
     const app = await listen((req, res) =>
       cache(req, res, () => {
         res.setHeader('Content-Type', 'text/html; charset=utf-8');
@@ -154,28 +163,21 @@ describe('the store is off the response path', () => {
       }),
     );
     try {
-      // Connected first, so the store's command is sent and then waits on the stopped server.
-      await requestTo(app.port, '/warm');
-      await eventually(() => cache.metrics.snapshot().stored === 1, 'the first page to be stored');
-      server.process.signal('SIGSTOP');
-      const response = await requestTo(app.port, '/while-stopped');
-      // The visitor has the whole page and the connection closed, yet the page is not stored:
-      // its put is still in flight, and only ends (as an error) when the command times out.
+      const response = await requestTo(app.port, '/while-silent');
+      // The visitor has the whole page, and the connection closed...
       expect(response.status).toBe(200);
-      expect(response.body.toString()).toBe(`${PAGE}/while-stopped`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const snapshot = cache.metrics.snapshot();
-      expect(snapshot.stored).toBe(1);
-      expect(snapshot.errors).toBe(0);
-      // Woken before its command times out, memcached stores the page the put was waiting on.
-      server.process.signal('SIGCONT');
-      await eventually(() => cache.metrics.snapshot().stored === 2, 'the waiting put to finish');
-      expect(await memcachedGet(server.address, cacheKey(`https://${HOST}/while-stopped`))).not.toBeNull();
+      expect(response.body.toString()).toBe(`${PAGE}/while-silent`);
+      // ...while its store has reached memcached and waits for the answer.
+      await eventually(() => received.endsWith(`${PAGE}/while-silent\r\n`), 'the set command to arrive');
+      expect(received).toMatch(new RegExp(`^set ${cacheKey(`https://${HOST}/while-silent`)} 8 600 ${PAGE.length + 13}\r\n`));
+      expect(cache.metrics.snapshot()).toMatchObject({ stored: 0, errors: 0 });
+      for (const socket of sockets) socket.write('STORED\r\n');
+      await eventually(() => cache.metrics.snapshot().stored === 1, 'the store to finish once memcached answers');
     } finally {
-      server.process.signal('SIGCONT');
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
       await app.stop();
       await cache.close();
-      await server.stop();
     }
   });
 });
