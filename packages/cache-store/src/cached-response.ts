@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
 import type { SitecacheConfig } from '@sitecache/config';
 import type { StoredPage } from './page-store.js';
+import { HTML_TYPE } from './policy.js';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -23,7 +24,7 @@ export async function cachedResponse(
   page: StoredPage,
   config: SitecacheConfig,
   /** The type the location of this URL serves (see servedContentType). */
-  contentType = 'text/html; charset=utf-8',
+  contentType = HTML_TYPE,
 ): Promise<CachedResponse> {
   const headers: Record<string, string> = { 'content-type': contentType };
   let body = page.body;

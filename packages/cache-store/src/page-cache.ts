@@ -45,8 +45,8 @@ export interface FinishedResponse {
   readonly finished: boolean;
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
-  /** The captured body (a UTF-8 string or bytes), or undefined when it outgrew the size guard or could not be captured. */
-  readonly body: string | Buffer | undefined;
+  /** The captured body, or undefined when it outgrew the size guard or could not be captured. */
+  readonly body: Buffer | undefined;
 }
 
 // Framing and connection headers belong to one response, never to a copy handed to another request.

@@ -10,7 +10,6 @@ import type { SkipReason } from './policy.js';
 import { ttlFromCacheControl } from './policy.js';
 import { createHashRing, type HashMethod, type HashRing } from './ring.js';
 
-
 /** A page: its absolute URL (`https://www.example.com/a?b`) or the request that asked for it. */
 export type PageAddress = string | RequestLike;
 

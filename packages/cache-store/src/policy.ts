@@ -270,14 +270,17 @@ export function nginxUri(target: string): string | undefined {
 /**
  * The Content-Type nginx serves a hit for this request target with, as the generated config
  * routes it: an exact location of `contentTypes` first, else the longest matching prefix, else
- * HTML. Undefined when nginx would refuse the target.
+ * HTML. Undefined when there are such locations and nginx would refuse the target.
  */
 export function servedContentType(config: Pick<SitecacheConfig, 'contentTypes'>, target: string): string | undefined {
+  const locations = Object.entries(config.contentTypes);
+  // The usual config has none: every page is HTML, and the miss path skips decoding the target.
+  if (locations.length === 0) return HTML_TYPE;
   const uri = nginxUri(target);
   if (uri === undefined) return undefined;
   let served = HTML_TYPE;
   let longest = 0;
-  for (const [location, type] of Object.entries(config.contentTypes)) {
+  for (const [location, type] of locations) {
     if (location.startsWith('= ')) {
       if (uri === location.slice(2)) return type;
     } else if (uri.startsWith(location) && location.length > longest) {

@@ -4,8 +4,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 export interface SharedResponse {
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
-  /** As the app wrote it: a UTF-8 string or bytes. */
-  readonly body: string | Buffer;
+  readonly body: Buffer;
 }
 
 /** The render in progress for one key: its leader settles it once, with a page or with nothing. */

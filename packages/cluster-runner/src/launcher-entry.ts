@@ -29,7 +29,11 @@ function send(report: LaunchReport): void {
   process.send?.(report);
 }
 
-/** The start time of a process in clock ticks since boot, from /proc (null elsewhere). */
+/**
+ * The start time of a process in clock ticks since boot, from /proc (null elsewhere). proc.ts has
+ * the same reading, but importing it would pull the bundle's shared chunk (the runner, p-limit)
+ * into every launcher, whose memory each fork copies.
+ */
 function startTime(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StartRecord } from './log.js';
-import { environmentHas, environmentValues, hasProc, listProcesses, readProcess, type ProcessInfo } from './proc.js';
+import { environmentValues, hasProc, listProcesses, readProcess, type ProcessInfo } from './proc.js';
 
 /** The environment variable that marks every process a runner starts with the log it belongs to. */
 export const LOG_VARIABLE = 'CLUSTER_RUN_LOG';
@@ -29,28 +29,23 @@ export function findOrphans(log: string, open: ReadonlyMap<number, StartRecord>)
   for (const start of open.values()) {
     if (start.pid !== null && start.pidStart !== null) byGroup.set(start.pid, start);
   }
-  const marker = `${LOG_VARIABLE}=${log}`;
   const found: Orphan[] = [];
   for (const info of listProcesses()) {
     if (info.pid === process.pid) continue;
     const start = byGroup.get(info.pgid) ?? byGroup.get(info.pid);
     if (start && belongsTo(info, start)) {
       found.push({ pid: info.pid, startTime: info.startTime, cluster: start.cluster });
-    } else if (environmentHas(info.pid, marker)) {
-      found.push({ pid: info.pid, startTime: info.startTime, cluster: clusterFromEnvironment(info.pid) });
+    } else {
+      // No start record names it (the runner died between its launch and start records): the
+      // variables the runner gave it say whether it is this log's, and which cluster it runs.
+      // A worker sets its cluster per cluster, after its start, so its environment names none.
+      const env = environmentValues(info.pid, [LOG_VARIABLE, 'CLUSTER_RUN_CLUSTER']);
+      if (env.get(LOG_VARIABLE) !== log) continue;
+      const cluster = Number(env.get('CLUSTER_RUN_CLUSTER')?.split('/')[0]);
+      found.push({ pid: info.pid, startTime: info.startTime, cluster: Number.isSafeInteger(cluster) && cluster > 0 ? cluster : null });
     }
   }
   return found;
-}
-
-/**
- * The cluster of a process that has no start record (the runner died between its launch record and
- * its start record), from the variable the runner gave it. A worker sets it per cluster, after its
- * start, so its environment names none.
- */
-function clusterFromEnvironment(pid: number): number | null {
-  const cluster = Number(environmentValues(pid, ['CLUSTER_RUN_CLUSTER']).get('CLUSTER_RUN_CLUSTER')?.split('/')[0]);
-  return Number.isSafeInteger(cluster) && cluster > 0 ? cluster : null;
 }
 
 /**

@@ -96,23 +96,6 @@ export function listProcesses(): ProcessInfo[] {
   return found;
 }
 
-/** True when the process's environment holds exactly `entry` (`NAME=value`). Unreadable environments (other users) count as no. */
-export function environmentHas(pid: number, entry: string): boolean {
-  let environ: Buffer;
-  try {
-    environ = readFileSync(`/proc/${pid}/environ`);
-  } catch {
-    return false;
-  }
-  const needle = Buffer.from(`${entry}\0`);
-  const at = environ.indexOf(needle);
-  // The entry must start at the beginning of a NUL-separated variable, not inside another's value.
-  for (let index = at; index >= 0; index = environ.indexOf(needle, index + 1)) {
-    if (index === 0 || environ[index - 1] === 0) return true;
-  }
-  return false;
-}
-
 /** The values of `names` in the process's environment, as it was when the process started; empty when unreadable. */
 export function environmentValues(pid: number, names: readonly string[]): Map<string, string> {
   const values = new Map<string, string>();
