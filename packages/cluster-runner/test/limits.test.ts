@@ -48,9 +48,10 @@ describe('--timeout', () => {
     expect(summary).toMatchObject({ ok: false, done: 0, failed: 3 });
     for (const end of ends()) {
       expect(end).toMatchObject({ why: 'timeout', signal: 'SIGTERM', exitCode: null });
-      // Precise to well under a second: a timer per cluster, not a polling loop.
+      // Precise to well under a second: a timer per cluster, not a polling loop (the duration also
+      // holds the start-up of the process, which a loaded CI machine can stretch).
       expect(end.durationMs as number).toBeGreaterThanOrEqual(600);
-      expect(end.durationMs as number).toBeLessThan(1_100);
+      expect(end.durationMs as number).toBeLessThan(1_500);
     }
   });
 
@@ -64,7 +65,7 @@ describe('--timeout', () => {
       [1, 'timeout', 'SIGKILL'],
       [2, 'timeout', 'SIGKILL'],
     ]);
-    for (const record of records) expect(record.durationMs as number).toBeLessThan(1_300);
+    for (const record of records) expect(record.durationMs as number).toBeLessThan(1_600);
     const pids = readRecords(log).filter((record) => record.event === 'start').map((record) => record.pid as number);
     expect(pids.some(alive)).toBe(false);
   });
