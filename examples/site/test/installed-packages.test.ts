@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { makeTempDir, type TempDir } from '@sitecache/test-services';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const PUBLISHED = ['config', 'cache-key', 'cache-store', 'nginx-conf', 'cluster-runner'];
+const PUBLISHED = ['nginx-model', 'config', 'cache-key', 'cache-store', 'nginx-conf', 'cluster-runner'];
 
 // The packages as users get them: packed tarballs installed with npm into a project outside the
 // workspace, used from ESM and CommonJS, bins included.
@@ -31,10 +31,11 @@ describe('the published packages, installed from their tarballs', () => {
   it('works from ESM', () => {
     writeFileSync(
       join(project.path, 'esm.mjs'),
-      `import { parseConfig, GZIP_FLAG } from '@sitecache/config';
+      `import { parseConfig } from '@sitecache/config';
+import { createHashRing, GZIP_FLAG } from '@sitecache/nginx-model';
 import { cacheKey } from '@sitecache/cache-key';
 import { renderNginxConf } from '@sitecache/nginx-conf';
-import { createHashRing, pageCache } from '@sitecache/cache-store';
+import { pageCache } from '@sitecache/cache-store';
 import { clusterRange, parseCluster } from '@sitecache/cluster-runner';
 const config = parseConfig({ hosts: ['www.example.com'], memcached: ['127.0.0.1:11211', '127.0.0.1:11212'], app: ['127.0.0.1:3000'] });
 console.log(JSON.stringify({

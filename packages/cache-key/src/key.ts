@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
-import { InvalidHostError, InvalidKeyPrefixError, InvalidUrlError } from './errors.js';
-import { normalizeHost } from './host.js';
+import { InvalidUrlError, isNginxLiteral, nginxRequest, normalizeHost, type RequestLike } from '@sitecache/nginx-model';
+import { InvalidKeyPrefixError } from './errors.js';
 
 /** The parts of sitecache.config.json the key depends on. A whole SitecacheConfig fits. */
 export interface KeyConfig {
@@ -8,13 +8,6 @@ export interface KeyConfig {
   readonly keyPrefix?: string;
   /** The scheme nginx writes into the key: fixed by config, never taken from the request. */
   readonly scheme: string;
-}
-
-/** What `requestKey` reads of a request: Node's IncomingMessage fits. */
-export interface RequestLike {
-  /** The raw request target, as Node's parser gives it (origin-form or absolute-form). */
-  readonly url?: string | undefined;
-  readonly headers: { readonly host?: string | undefined };
 }
 
 /**
@@ -43,20 +36,7 @@ export function cacheKey(url: string, options: { keyPrefix?: string } = {}): str
  * @throws InvalidHostError when the host is missing or one nginx refuses.
  */
 export function requestKey(req: RequestLike, config: KeyConfig): string {
-  const target = req.url ?? '/';
-  let host: string;
-  let requestUri: string;
-  if (target.charCodeAt(0) === SLASH) {
-    const header = req.headers.host;
-    if (header === undefined) throw new InvalidHostError('', 'the request has no Host header');
-    host = normalizeHost(header);
-    requestUri = target;
-  } else {
-    const match = ABSOLUTE_TARGET.exec(target);
-    if (!match) throw new InvalidUrlError(target, 'a request target is "/path" or "scheme://host/path"');
-    host = normalizeHost(match[1] ?? '');
-    requestUri = withPath(match[2] ?? '');
-  }
+  const { host, requestUri } = nginxRequest(req);
   return md5Hex(`${config.keyPrefix ?? ''}${config.scheme}://${host}${requestUri}`, 'latin1');
 }
 
@@ -67,7 +47,7 @@ export function requestKey(req: RequestLike, config: KeyConfig): string {
  */
 export function nginxKeyExpression(config: KeyConfig): string {
   const prefix = config.keyPrefix ?? '';
-  if (/[\s"'\\${}]/.test(prefix)) throw new InvalidKeyPrefixError(prefix);
+  if (!isNginxLiteral(prefix)) throw new InvalidKeyPrefixError(prefix);
   return `${prefix}${config.scheme}://$host$request_uri`;
 }
 
@@ -82,8 +62,5 @@ function md5Hex(source: string, encoding: 'utf8' | 'latin1'): string {
   return hash('md5', Buffer.from(source, 'latin1'), 'hex');
 }
 
-const SLASH = 0x2f;
 // scheme "://" authority, then the rest from the first "/", "?" or "#".
 const ABSOLUTE_URL = /^(https?):\/\/([^/?#]*)(.*)$/is;
-// nginx's request-line parser: letters for the scheme, then host[:port], then the URI.
-const ABSOLUTE_TARGET = /^[a-z]+:\/\/([^/?]*)(.*)$/is;

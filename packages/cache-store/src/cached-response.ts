@@ -2,8 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
 import type { SitecacheConfig } from '@sitecache/config';
+import { HTML_TYPE } from '@sitecache/nginx-model';
 import type { StoredPage } from './page-store.js';
-import { HTML_TYPE } from './policy.js';
 
 const gunzip = promisify(gunzipCallback);
 

@@ -13,7 +13,6 @@ export {
 } from './page-store.js';
 export { pageCache, type PageCacheMiddleware, type NextFunction } from './middleware.js';
 export type { PageCacheOptions, RouteRule } from './page-cache.js';
-export { createHashRing, type HashRing, type HashMethod } from './ring.js';
-export { responseRefusal, servedContentType, nginxUri, HTML_TYPE, type SkipReason, type ResponseFacts } from './policy.js';
+export { responseRefusal, type SkipReason, type ResponseFacts } from './policy.js';
 export type { PageCacheMetrics, MetricsSnapshot } from './metrics.js';
 export { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';

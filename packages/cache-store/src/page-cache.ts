@@ -1,11 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { requestKey, type RequestLike } from '@sitecache/cache-key';
 import type { SitecacheConfig } from '@sitecache/config';
+import { servedContentType } from '@sitecache/nginx-model';
 import { cachedResponse, type CachedResponse } from './cached-response.js';
 import { CacheStoreOptionError } from './errors.js';
 import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
 import { createPageStore, type PageStore, type PageStoreOptions } from './page-store.js';
-import { requestPolicy, responseRefusal, servedContentType, type RequestPolicy, type SkipReason } from './policy.js';
+import { requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
 import { SingleFlight, type Flight, type SharedResponse } from './single-flight.js';
 
 /** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
@@ -117,7 +118,7 @@ export class PageCache {
     if (!admission.read) return undefined;
     try {
       const page = await this.store.get(admission.page);
-      const response = page && (await cachedResponse(req, page, this.config, servedContentType(this.config, admission.page.url ?? '/')));
+      const response = page && (await cachedResponse(req, page, this.config, servedContentType(this.config.contentTypes, admission.page.url ?? '/')));
       this.recorder.recordLookup(response !== undefined);
       return response;
     } catch {
@@ -153,7 +154,7 @@ export class PageCache {
   finish(admission: Admission, flight: Flight | undefined, response: FinishedResponse): void {
     let refusal: SkipReason | undefined;
     try {
-      const servedType = servedContentType(this.config, admission.page.url ?? '/');
+      const servedType = servedContentType(this.config.contentTypes, admission.page.url ?? '/');
       if (!response.finished) refusal = 'aborted';
       else if (servedType === undefined) refusal = 'invalid-request';
       else refusal = responseRefusal(response, Date.now(), servedType) ?? (response.body ? undefined : 'too-large');

@@ -2,13 +2,13 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { cacheKey, requestKey, type RequestLike } from '@sitecache/cache-key';
-import { GZIP_FLAG, type SitecacheConfig } from '@sitecache/config';
+import type { SitecacheConfig } from '@sitecache/config';
+import { createHashRing, GZIP_FLAG, memcachedExptime, type HashRing } from '@sitecache/nginx-model';
 import { MemcacheClient } from 'memcache-client';
 import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
 import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
 import type { SkipReason } from './policy.js';
 import { ttlFromCacheControl } from './policy.js';
-import { createHashRing, type HashMethod, type HashRing } from './ring.js';
 
 /** A page: its absolute URL (`https://www.example.com/a?b`) or the request that asked for it. */
 export type PageAddress = string | RequestLike;
@@ -33,8 +33,6 @@ export interface PageStoreOptions {
   connectionsPerServer?: number;
   /** zlib level for pages stored gzip (config.gzip): 1 is nginx's own gzip_comp_level default, a third of level 6's CPU. Default 1. */
   gzipLevel?: number;
-  /** The balancer of the nginx upstream: "consistent" as the generated config writes it, or "modulo". Default "consistent". */
-  hashMethod?: HashMethod;
   /** Receives the rate-limited warnings. Default `console`. */
   logger?: PageStoreLogger;
   /** The shortest time between two warnings about one server, in ms. Default 10000. */
@@ -131,7 +129,6 @@ const DEFAULTS = {
   maxPendingPerServer: 64,
   connectionsPerServer: 2,
   gzipLevel: 1,
-  hashMethod: 'consistent' as HashMethod,
   logIntervalMs: 10_000,
 };
 
@@ -140,8 +137,6 @@ const DEFAULTS = {
 const BINARY_FLAG = 8;
 // memcached stores a header, the key and the value's CRLF in the same item: measured on 1.6.
 const ITEM_OVERHEAD = 64;
-// memcached reads an exptime above 30 days as a Unix time.
-const RELATIVE_EXPIRY_MAX = 60 * 60 * 24 * 30;
 const PURGE_CONCURRENCY = 16;
 
 /**
@@ -301,7 +296,7 @@ class MemcachedPageStore implements PageStore {
       if (server.startsWith('unix:')) throw new UnsupportedServerError(server, 'memcache-client 1.0.5 connects over TCP only; use "host:port"');
       if (server.startsWith('[')) throw new UnsupportedServerError(server, 'memcache-client 1.0.5 cannot parse an IPv6 address; use an IPv4 address or a host name');
     }
-    this.ring = createHashRing(config.memcached, options.hashMethod);
+    this.ring = createHashRing(config.memcached);
     this.metrics = new MetricsRecorder(config.memcached);
     for (const server of config.memcached) this.slots.set(server, new ServerSlot(server, options, this.metrics));
   }
@@ -347,9 +342,7 @@ class MemcachedPageStore implements PageStore {
       const length = typeof value === 'string' ? rawLength : value.length;
       if (length > limit) return 'too-large' as const;
       const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
-      // memcached reads an exptime above 30 days as a Unix time.
-      const exptime = ttl > RELATIVE_EXPIRY_MAX ? Math.floor(Date.now() / 1000) + ttl : ttl;
-      const header = `set ${key} ${flags} ${exptime} ${length}\r\n`;
+      const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
       // A raw set: memcache-client's own set would choose the flags itself.
       await client.send((socket?: Socket) => {
         if (!socket) return;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { normalizeHost } from '@sitecache/cache-key';
 import type { SitecacheConfig } from '@sitecache/config';
+import { bypassCookiePattern, HTML_TYPE, nginxRequest } from '@sitecache/nginx-model';
 
 /**
  * Why a page was not stored. The policy's reasons come first (a private or unservable page),
@@ -101,10 +101,8 @@ export interface RequestPolicy {
 
 export function requestPolicy(config: SitecacheConfig): RequestPolicy {
   // The same test as the generated nginx map on $http_cookie, so both sides bypass the same visitors.
-  const bypass =
-    config.bypassCookies.length > 0
-      ? new RegExp(`(?:^|;)\\s*(?:${config.bypassCookies.map(escapeRegex).join('|')})=`)
-      : undefined;
+  const cookies = bypassCookiePattern(config.bypassCookies);
+  const bypass = cookies === undefined ? undefined : new RegExp(cookies);
   const exact = new Set(config.hosts.filter((h) => !h.startsWith('*.')));
   const suffixes = config.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
   const knownHost = (host: string): boolean => exact.has(host) || suffixes.some((s) => host.endsWith(s) && host.length > s.length);
@@ -200,20 +198,12 @@ export function parseCacheControl(value: OutgoingHttpHeaders[string]): Map<strin
 
 /** The host nginx keys this request on (`$host`), or undefined when nginx would refuse it. */
 export function requestHost(req: RequestFacts): string | undefined {
-  const target = req.url ?? '/';
-  let raw: string | undefined;
-  if (target.startsWith('/')) raw = headerText(req.headers.host);
-  else raw = ABSOLUTE_TARGET.exec(target)?.[1];
-  if (raw === undefined || raw === '') return undefined;
   try {
-    return normalizeHost(raw);
+    return nginxRequest(req).host;
   } catch {
     return undefined;
   }
 }
-
-// nginx's request-line parser: letters for the scheme, then host[:port], then the URI.
-const ABSOLUTE_TARGET = /^[a-z]+:\/\/([^/?]*)/i;
 
 function varyAllowed(vary: OutgoingHttpHeaders[string]): boolean {
   for (const name of headerText(vary).split(',')) {
@@ -221,74 +211,6 @@ function varyAllowed(vary: OutgoingHttpHeaders[string]): boolean {
     if (field !== '' && field !== 'accept-encoding') return false;
   }
   return true;
-}
-
-/** The Content-Type of every hit outside the locations of `config.contentTypes`. */
-export const HTML_TYPE = 'text/html; charset=utf-8';
-
-/**
- * The path nginx matches locations against (`$uri`) for a raw request target: the path alone,
- * percent-decoded, slashes merged, `.` and `..` resolved. Undefined for a target nginx refuses
- * (a bad escape, `..` above the root).
- */
-export function nginxUri(target: string): string | undefined {
-  let path: string;
-  if (target.startsWith('/')) {
-    const query = target.indexOf('?');
-    path = query < 0 ? target : target.slice(0, query);
-  } else {
-    const match = /^[a-z]+:\/\/[^/?]*(\/[^?]*)?/i.exec(target);
-    if (!match) return undefined;
-    path = match[1] ?? '/';
-  }
-  let decoded = '';
-  for (let i = 0; i < path.length; i++) {
-    const c = path[i] as string;
-    if (c !== '%') {
-      decoded += c;
-      continue;
-    }
-    const hex = path.slice(i + 1, i + 3);
-    if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
-    decoded += String.fromCharCode(parseInt(hex, 16));
-    i += 2;
-  }
-  const segments: string[] = [];
-  for (const segment of decoded.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') {
-      if (segments.length === 0) return undefined;
-      segments.pop();
-      continue;
-    }
-    segments.push(segment);
-  }
-  const uri = `/${segments.join('/')}`;
-  return uri !== '/' && /(^|\/)(\.\.?)?$/.test(decoded) ? `${uri}/` : uri;
-}
-
-/**
- * The Content-Type nginx serves a hit for this request target with, as the generated config
- * routes it: an exact location of `contentTypes` first, else the longest matching prefix, else
- * HTML. Undefined when there are such locations and nginx would refuse the target.
- */
-export function servedContentType(config: Pick<SitecacheConfig, 'contentTypes'>, target: string): string | undefined {
-  const locations = Object.entries(config.contentTypes);
-  // The usual config has none: every page is HTML, and the miss path skips decoding the target.
-  if (locations.length === 0) return HTML_TYPE;
-  const uri = nginxUri(target);
-  if (uri === undefined) return undefined;
-  let served = HTML_TYPE;
-  let longest = 0;
-  for (const [location, type] of locations) {
-    if (location.startsWith('= ')) {
-      if (uri === location.slice(2)) return type;
-    } else if (uri.startsWith(location) && location.length > longest) {
-      served = type;
-      longest = location.length;
-    }
-  }
-  return served;
 }
 
 /**
@@ -339,8 +261,4 @@ function splitOutsideQuotes(text: string): string[] {
   }
   parts.push(text.slice(start));
   return parts;
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 }

@@ -2,41 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, memcachedGet } from '@sitecache/test-services';
-import { HTML_TYPE, nginxUri, pageCache, servedContentType, type PageCacheMiddleware } from '../src/index.js';
+import { pageCache, type PageCacheMiddleware } from '../src/index.js';
 import { eventually, headersWithout, HOST, listen, requestTo, startSite, STEADY, testConfig, type Site } from './site.js';
 
 const contentTypes = { '= /feed.xml': 'application/rss+xml; charset=utf-8', '/api/v1/': 'application/json' };
-
-describe('the path nginx matches locations against', () => {
-  it.each([
-    ['/a/b?x=1', '/a/b'],
-    ['/a//b/', '/a/b/'],
-    ['/a/./b/../c', '/a/c'],
-    ['/a/b/..', '/a/'],
-    ['/%61pi/v1/x', '/api/v1/x'],
-    ['/api%2Fv1/x', '/api/v1/x'],
-    ['http://www.example.test/api/v1?x', '/api/v1'],
-    ['http://www.example.test?x', '/'],
-    ['/', '/'],
-  ])('%s is matched as %s', (target, uri) => {
-    expect(nginxUri(target)).toBe(uri);
-  });
-
-  it.each(['/%zz', '/../etc', '/a/../../b'])('%s is refused, as nginx refuses it', (target) => {
-    expect(nginxUri(target)).toBeUndefined();
-  });
-
-  it('routes exact locations first, then the longest prefix, else HTML', () => {
-    const config = { contentTypes: { ...contentTypes, '/api/': 'application/xml', '= /api/v1/': 'text/plain' } };
-    expect(servedContentType(config, '/feed.xml')).toBe('application/rss+xml; charset=utf-8');
-    expect(servedContentType(config, '/feed.xml/')).toBe(HTML_TYPE);
-    expect(servedContentType(config, '/api/v1/items?page=2')).toBe('application/json');
-    expect(servedContentType(config, '/api/v1/')).toBe('text/plain');
-    expect(servedContentType(config, '/api/v2/items')).toBe('application/xml');
-    expect(servedContentType(config, '/API/v1/items')).toBe(HTML_TYPE);
-    expect(servedContentType(config, '/x/../api/v1/items')).toBe('application/json');
-  });
-});
 
 // Through real nginx: pages under a location of contentTypes are stored when the app answers with
 // that type, and nginx serves them with it; everything else is refused as before.

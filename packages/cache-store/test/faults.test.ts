@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
-import { createHashRing, pageCache, type PageCacheMiddleware } from '../src/index.js';
+import { createHashRing } from '@sitecache/nginx-model';
+import { pageCache, type PageCacheMiddleware } from '../src/index.js';
 import { eventually, HOST, listen, requestTo, startSite, testConfig, type Site } from './site.js';
 
 // nginx gives memcached 250 ms (the generated default) before the app renders, and the

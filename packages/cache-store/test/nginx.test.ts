@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
-import { GZIP_FLAG } from '@sitecache/config';
+import { createHashRing, GZIP_FLAG } from '@sitecache/nginx-model';
 import { freePort, memcachedGet } from '@sitecache/test-services';
-import { createHashRing, pageCache, type PageCacheMiddleware } from '../src/index.js';
+import { pageCache, type PageCacheMiddleware } from '../src/index.js';
 import { eventually, headersWithout, HOST, STEADY, listen, mapLimit, requestTo, startSite, type Site } from './site.js';
 
 /** A page whose bytes differ per URL, with raw UTF-8, CR LF and the memcached word END inside. */

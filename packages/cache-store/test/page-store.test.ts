@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
-import { GZIP_FLAG, parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { freePort, memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import {
   CacheStoreOptionError,

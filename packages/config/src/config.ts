@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isCachedLocation, isNginxLiteral, MAX_RELATIVE_TTL, NGINX_LITERAL_RULE } from '@sitecache/nginx-model';
 import { ConfigError, ConfigFileError } from './errors.js';
 
 /**
@@ -36,11 +37,12 @@ export interface SitecacheConfig {
 }
 
 /**
- * The memcached flag bit that marks a stored page as gzip. nginx's memcached_gzip_flag and the
- * writer both use this one constant. It is above 8 because memcache-client claims bits 1-8 for
- * its own value types.
+ * The config as written in sitecache.config.json: `hosts`, `memcached` and `app` are required,
+ * every other field has a default. Every entry point that takes a config accepts this and
+ * validates it (see `resolveConfig`).
  */
-export const GZIP_FLAG = 16;
+export type SitecacheConfigInput = Partial<Omit<SitecacheConfig, 'hosts' | 'memcached' | 'app'>> &
+  Pick<SitecacheConfig, 'hosts' | 'memcached' | 'app'>;
 
 /** The file name `loadConfig` reads when given no path and no SITECACHE_CONFIG. */
 export const CONFIG_FILE_NAME = 'sitecache.config.json';
@@ -69,18 +71,10 @@ const FIELDS = new Set([
   'contentTypes',
 ]);
 
-// memcached's exptime above 30 days is read as a Unix time, so a relative TTL must stay below it.
-const MAX_TTL = 60 * 60 * 24 * 30;
-
-// Characters nginx reads specially inside a double-quoted string ($ and ${ start a variable, a
-// quote or backslash ends or escapes it): refusing them keeps the key expression literal.
-const KEY_PREFIX = /^[\x21\x23\x25-\x26\x28-\x5b\x5d-\x7a\x7c\x7e]*$/;
 const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const UNIX_SOCKET = /^unix:\/[^\s;{}"'$]+$/;
-// An exact (`= /path`) or prefix (`/path`) location: a path nginx can hold unquoted.
-const LOCATION = /^(= )?\/[A-Za-z0-9._~!&'()*+,:@/-]*$/;
 // A media type, lowercase, with at most a charset parameter.
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(; charset=[a-z0-9._-]+)?$/;
 // RFC 7230 token: what a cookie or header name may be.
@@ -106,9 +100,8 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
   };
 
   const keyPrefix = raw.keyPrefix ?? DEFAULTS.keyPrefix;
-  if (typeof keyPrefix !== 'string' || !KEY_PREFIX.test(keyPrefix)) {
-    fail('keyPrefix', 'printable ASCII without space, $, quotes, backslash or braces (nginx reads those specially)', keyPrefix);
-  }
+  // The prefix is written literally into nginx's key expression.
+  if (typeof keyPrefix !== 'string' || !isNginxLiteral(keyPrefix)) fail('keyPrefix', NGINX_LITERAL_RULE, keyPrefix);
 
   const scheme = raw.scheme ?? DEFAULTS.scheme;
   if (scheme !== 'http' && scheme !== 'https') fail('scheme', '"http" or "https"', scheme);
@@ -139,8 +132,8 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
   checkUnique(app, 'app', fail);
 
   const ttl = raw.ttl ?? DEFAULTS.ttl;
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL) {
-    fail('ttl', `whole seconds from 1 to ${MAX_TTL} (memcached's 30-day limit for relative expiry)`, ttl);
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_RELATIVE_TTL) {
+    fail('ttl', `whole seconds from 1 to ${MAX_RELATIVE_TTL} (memcached's 30-day limit for relative expiry)`, ttl);
   }
 
   const gzip = raw.gzip ?? DEFAULTS.gzip;
@@ -161,7 +154,7 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     fail('contentTypes', 'an object of nginx locations to content types, such as {"= /feed.xml": "application/rss+xml; charset=utf-8"}', contentTypes);
   }
   for (const [location, type] of Object.entries(contentTypes as Record<string, unknown>)) {
-    if (!LOCATION.test(location) || location === '/' || location.includes('//') || /\/\.\.?(\/|$)/.test(location)) {
+    if (!isCachedLocation(location)) {
       fail(`contentTypes["${location}"]`, 'an nginx location: "= /exact/path" or a "/prefix/" other than "/", normalized', location);
     }
     if (typeof type !== 'string' || !CONTENT_TYPE.test(type)) {
@@ -169,7 +162,7 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     }
   }
 
-  return Object.freeze({
+  const config: SitecacheConfig = Object.freeze({
     keyPrefix: keyPrefix as string,
     scheme: scheme as 'http' | 'https',
     hosts: Object.freeze(hosts),
@@ -182,6 +175,21 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     cacheHeader: cacheHeader as string,
     contentTypes: Object.freeze({ ...(contentTypes as Record<string, string>) }),
   });
+  validated.add(config);
+  return config;
+}
+
+// Configs parseConfig returned: frozen, so they stay valid, and taken as they are.
+const validated = new WeakSet<object>();
+
+/**
+ * The config an entry point works with: one `parseConfig` returned (or `loadConfig`) as it is,
+ * anything else (an object written by hand, as in sitecache.config.json) validated first.
+ * @throws ConfigError naming the first field at fault.
+ */
+export function resolveConfig(input: SitecacheConfigInput | SitecacheConfig): SitecacheConfig {
+  if (typeof input === 'object' && input !== null && validated.has(input)) return input as SitecacheConfig;
+  return parseConfig(input);
 }
 
 /**

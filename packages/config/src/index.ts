@@ -1,3 +1,3 @@
-export { parseConfig, loadConfig, GZIP_FLAG, CONFIG_FILE_NAME } from './config.js';
-export type { SitecacheConfig } from './config.js';
+export { parseConfig, loadConfig, resolveConfig, CONFIG_FILE_NAME } from './config.js';
+export type { SitecacheConfig, SitecacheConfigInput } from './config.js';
 export { ConfigError, ConfigFileError } from './errors.js';

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
-import { GZIP_FLAG, parseConfig } from '@sitecache/config';
+import { parseConfig } from '@sitecache/config';
+import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
 import { freePort, memcachedSet, requireBinary, sendRaw, startMemcached, startNginx } from '@sitecache/test-services';
 

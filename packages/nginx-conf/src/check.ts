@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { SitecacheConfig } from '@sitecache/config';
+import type { SitecacheConfigInput } from '@sitecache/config';
 import { NginxCheckError } from './errors.js';
 import type { RenderOptions } from './options.js';
 import { renderNginxConf, renderNjsKeyModule } from './render.js';
@@ -16,7 +16,7 @@ const run = promisify(execFile);
  * @throws NginxCheckError with nginx's own message when nginx refuses it.
  */
 export async function checkNginxConf(
-  config: SitecacheConfig,
+  config: SitecacheConfigInput,
   options: RenderOptions = {},
   nginxBinary = 'nginx',
 ): Promise<string> {

@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
-import { GZIP_FLAG, parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { renderNginxConf } from '@sitecache/nginx-conf';
 import { memcachedSet, sendRaw, startMemcached, startNginx, type MemcachedServer, type NginxServer } from '@sitecache/test-services';
 

@@ -1,41 +1,35 @@
 import { crc32 } from 'node:zlib';
-import { CacheStoreOptionError } from './errors.js';
+import { InvalidServerListError } from './errors.js';
 
 /**
- * How nginx's upstream picks a memcached server for `$memcached_key`:
- * `hash $memcached_key consistent;` (ketama) or `hash $memcached_key;` (modulo).
+ * nginx's choice of memcached server for a key (`hash $memcached_key consistent;`, ketama),
+ * computed in the app so the writer stores where nginx reads.
  */
-export type HashMethod = 'consistent' | 'modulo';
-
-/** nginx's choice of server for a key, computed in the app so the writer stores where nginx reads. */
 export interface HashRing {
   /** The servers, exactly as the upstream block writes them. */
   readonly servers: readonly string[];
-  readonly method: HashMethod;
   /** The server nginx reads `key` from while every server is up. */
   serverFor(key: string): string;
 }
 
 /**
- * nginx's hash balancer over the literal server strings of an upstream block
- * (ngx_http_upstream_hash_module, nginx 1.22-1.26). The strings are hashed as written: no
- * resolving, no lowercasing, no default port, so they must be the ones the nginx config names.
- * @throws CacheStoreOptionError for an empty list or a server named twice.
+ * nginx's consistent hash balancer over the literal server strings of an upstream block
+ * (ngx_http_upstream_hash_module, nginx 1.22-1.26), the one the generated config writes. The
+ * strings are hashed as written: no resolving, no lowercasing, no default port, so they must be
+ * the ones the nginx config names. A single server takes every key (nginx does not hash then).
+ * @throws InvalidServerListError for an empty list or a server named twice.
  */
-export function createHashRing(servers: readonly string[], method: HashMethod = 'consistent'): HashRing {
+export function createHashRing(servers: readonly string[]): HashRing {
   if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== 'string' || s === '')) {
-    throw new CacheStoreOptionError('servers', 'a non-empty list of "host:port" or "unix:/path" strings', servers);
+    throw new InvalidServerListError(servers, 'expected a non-empty list of "host:port" or "unix:/path" strings');
   }
   if (new Set(servers).size !== servers.length) {
-    throw new CacheStoreOptionError('servers', 'each server once (nginx would weigh a repeated one twice)', servers);
-  }
-  if (method !== 'consistent' && method !== 'modulo') {
-    throw new CacheStoreOptionError('method', '"consistent" or "modulo"', method);
+    throw new InvalidServerListError(servers, 'each server once (nginx would weigh a repeated one twice)');
   }
   const list = Object.freeze([...servers]);
   const only = list[0] as string;
-  if (list.length === 1) return { servers: list, method, serverFor: () => only };
-  return method === 'consistent' ? ketamaRing(list) : moduloRing(list);
+  if (list.length === 1) return { servers: list, serverFor: () => only };
+  return ketamaRing(list);
 }
 
 const POINTS_PER_SERVER = 160;
@@ -62,7 +56,6 @@ function ketamaRing(servers: readonly string[]): HashRing {
   const owners = Uint16Array.from(unique, (p) => p.server);
   return {
     servers,
-    method: 'consistent',
     serverFor(key: string): string {
       // ngx_http_upstream_find_chash_point: the first point >= crc32(key), wrapping to the first.
       const hash = crc32(key);
@@ -74,19 +67,6 @@ function ketamaRing(servers: readonly string[]): HashRing {
         else high = mid;
       }
       return servers[owners[low % hashes.length] as number] as string;
-    },
-  };
-}
-
-// ngx_http_upstream_get_hash_peer, first round: ((crc32(key) >> 16) & 0x7fff) % total weight,
-// walking the peers in config order. Later rounds only happen when nginx finds that peer down.
-function moduloRing(servers: readonly string[]): HashRing {
-  return {
-    servers,
-    method: 'modulo',
-    serverFor(key: string): string {
-      const hash = (crc32(key) >>> 16) & 0x7fff;
-      return servers[hash % servers.length] as string;
     },
   };
 }

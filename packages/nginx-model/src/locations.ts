@@ -1,0 +1,58 @@
+import { nginxUri } from './request.js';
+
+/** The Content-Type of every hit outside the locations of `contentTypes`. */
+export const HTML_TYPE = 'text/html; charset=utf-8';
+
+/** A location the generated config looks pages up in, and the type its hits are served with. */
+export interface CachedLocation {
+  /** As nginx's `location` directive writes it: `/`, `/prefix/` or `= /exact/path`. */
+  readonly location: string;
+  readonly contentType: string;
+}
+
+/**
+ * Every location the generated config serves hits from: `/` for HTML, then one per entry of
+ * `contentTypes` (nginx location to Content-Type). The renderer writes these blocks and
+ * `servedContentType` matches against them, so both sides route a URI the same way.
+ */
+export function cachedLocations(contentTypes: Readonly<Record<string, string>>): CachedLocation[] {
+  return [
+    { location: '/', contentType: HTML_TYPE },
+    ...Object.entries(contentTypes).map(([location, contentType]) => ({ location, contentType })),
+  ];
+}
+
+/**
+ * Whether `text` is a location `cachedLocations` accepts: an exact (`= /path`) or prefix
+ * (`/path/`) location other than `/`, normalized (no `//`, `.` or `..` segments), in characters
+ * nginx holds unquoted.
+ */
+export function isCachedLocation(text: string): boolean {
+  return LOCATION.test(text) && text !== '/' && !text.includes('//') && !/\/\.\.?(\/|$)/.test(text);
+}
+
+/**
+ * The Content-Type nginx serves a hit for this raw request target with, as the generated config
+ * routes it: an exact location first, else the longest matching prefix (`/` for HTML). Undefined
+ * when there are typed locations and nginx would refuse the target.
+ */
+export function servedContentType(contentTypes: Readonly<Record<string, string>>, target: string): string | undefined {
+  // The usual config has no typed locations: every page is HTML, and the miss path skips decoding.
+  if (Object.keys(contentTypes).length === 0) return HTML_TYPE;
+  const uri = nginxUri(target);
+  if (uri === undefined) return undefined;
+  let served = HTML_TYPE;
+  let longest = 0;
+  for (const { location, contentType } of cachedLocations(contentTypes)) {
+    if (location.startsWith('= ')) {
+      if (uri === location.slice(2)) return contentType;
+    } else if (uri.startsWith(location) && location.length > longest) {
+      served = contentType;
+      longest = location.length;
+    }
+  }
+  return served;
+}
+
+// An exact (`= /path`) or prefix (`/path`) location: a path nginx can hold unquoted.
+const LOCATION = /^(= )?\/[A-Za-z0-9._~!&'()*+,:@/-]*$/;
