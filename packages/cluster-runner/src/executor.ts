@@ -30,6 +30,8 @@ export interface Execution {
 
 /** A way of running clusters: a process per cluster, or a pool of long-lived workers. */
 export interface Executor {
+  /** Gets ready before any cluster starts; throws when clusters cannot run at all (a bad worker module). */
+  open(): Promise<void>;
   launch(plan: AttemptPlan): Promise<Execution>;
   /** Ends what the executor keeps between clusters (idle workers). */
   close(): Promise<void>;

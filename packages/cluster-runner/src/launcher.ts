@@ -1,7 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { forkTarget } from './_fork-target.js';
 import { clusterCommand } from './command.js';
 import { clusterEnvironment, signalGroup, type AttemptPlan, type Execution, type Executor, type Outcome } from './executor.js';
 import type { LaunchReport, LaunchRequest } from './launcher-entry.js';
@@ -33,7 +32,7 @@ interface Launcher {
 }
 
 // tsup's --shims gives the CommonJS build an import.meta.url too.
-const here = dirname(fileURLToPath(import.meta.url));
+const entry = forkTarget('launcher-entry', import.meta.url);
 
 /**
  * Runs each attempt as its own child process, started by one of a few small launcher processes
@@ -50,6 +49,9 @@ export class LauncherPool implements Executor {
   constructor(settings: LauncherSettings) {
     this.settings = settings;
   }
+
+  /** Launchers start with their first cluster: a command that cannot start fails only its own clusters. */
+  async open(): Promise<void> {}
 
   async launch(plan: AttemptPlan): Promise<Execution> {
     const { file, args } = clusterCommand(this.settings.command, plan.cluster, plan.total, this.settings.shell);
@@ -88,12 +90,12 @@ export class LauncherPool implements Executor {
   }
 
   private start(): Launcher {
-    const child = fork(join(here, 'launcher-entry.js'), [], {
+    const child = fork(entry.path, [], {
       cwd: this.settings.cwd,
       env: { ...process.env, ...this.settings.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // A small heap and no helper threads: every start forks this process (see launcher-entry.ts).
-      execArgv: ['--max-semi-space-size=1', '--single-threaded'],
+      execArgv: ['--max-semi-space-size=1', '--single-threaded', ...entry.execArgv],
       serialization: 'json',
     });
     const launcher: Launcher = { child, attempts: new Map(), alive: true };

@@ -59,7 +59,7 @@ export interface EndRecord {
 
 export type LogRecord = RunRecord | LaunchRecord | StartRecord | EndRecord;
 
-/** Per-cluster state, one byte each so a log of any size is held in N bytes. */
+/** Per-cluster state, one byte each: with the 4-byte attempt count, a scan keeps 5 bytes per cluster. */
 export const NOT_STARTED = 0;
 export const NOT_DONE = 1;
 export const DONE = 2;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StartRecord } from './log.js';
-import { environmentValues, hasProc, listProcesses, readProcess, type ProcessInfo } from './proc.js';
+import { environmentValue, hasProc, listProcesses, readProcess, type ProcessInfo } from './proc.js';
 
 /** The environment variable that marks every process a runner starts with the log it belongs to. */
 export const LOG_VARIABLE = 'CLUSTER_RUN_LOG';
@@ -9,7 +9,7 @@ export const LOG_VARIABLE = 'CLUSTER_RUN_LOG';
 export interface Orphan {
   readonly pid: number;
   readonly startTime: number;
-  /** The cluster it was running, from its start record or its environment. */
+  /** The cluster it was running, from its start record; null when the log cannot tell. */
   readonly cluster: number | null;
 }
 
@@ -21,28 +21,30 @@ const KILL_WAIT_MS = 10_000;
  * Finds the processes of clusters that a runner of this log started and that are still alive:
  * the pids of open start records (checked against their start time, so a reused pid is left
  * alone), the members of their process groups, and any process carrying this log in its
- * environment (one started in the instant between spawn and its start record).
+ * environment (one started in the instant between its launch and start records).
  */
 export function findOrphans(log: string, open: ReadonlyMap<number, StartRecord>): Orphan[] {
-  if (!hasProc) return [];
+  // Every attempt of the log ended, so none of its processes can be alive: no scan, and no reading
+  // of other processes' environments.
+  if (!hasProc || open.size === 0) return [];
   const byGroup = new Map<number, StartRecord>();
+  const unnamed: StartRecord[] = [];
   for (const start of open.values()) {
     if (start.pid !== null && start.pidStart !== null) byGroup.set(start.pid, start);
+    else unnamed.push(start);
   }
+  // A process the log does not name by pid runs an attempt that was launched and never recorded as
+  // started: its cluster is known when only one such attempt is open.
+  const unnamedCluster = unnamed.length === 1 ? (unnamed[0]?.cluster ?? null) : null;
   const found: Orphan[] = [];
   for (const info of listProcesses()) {
     if (info.pid === process.pid) continue;
     const start = byGroup.get(info.pgid) ?? byGroup.get(info.pid);
     if (start && belongsTo(info, start)) {
       found.push({ pid: info.pid, startTime: info.startTime, cluster: start.cluster });
-    } else {
-      // No start record names it (the runner died between its launch and start records): the
-      // variables the runner gave it say whether it is this log's, and which cluster it runs.
-      // A worker sets its cluster per cluster, after its start, so its environment names none.
-      const env = environmentValues(info.pid, [LOG_VARIABLE, 'CLUSTER_RUN_CLUSTER']);
-      if (env.get(LOG_VARIABLE) !== log) continue;
-      const cluster = Number(env.get('CLUSTER_RUN_CLUSTER')?.split('/')[0]);
-      found.push({ pid: info.pid, startTime: info.startTime, cluster: Number.isSafeInteger(cluster) && cluster > 0 ? cluster : null });
+    } else if (environmentValue(info.pid, LOG_VARIABLE) === log) {
+      // Only this one variable is read. Run as root, this reads it from every user's processes.
+      found.push({ pid: info.pid, startTime: info.startTime, cluster: unnamedCluster });
     }
   }
   return found;

@@ -96,21 +96,23 @@ export function listProcesses(): ProcessInfo[] {
   return found;
 }
 
-/** The values of `names` in the process's environment, as it was when the process started; empty when unreadable. */
-export function environmentValues(pid: number, names: readonly string[]): Map<string, string> {
-  const values = new Map<string, string>();
+/**
+ * The value of one variable in the process's environment, as it was when the process started; null
+ * when it is not set or the file is unreadable (another user's process, unless run as root). The
+ * kernel hands over the whole environment; only the entry for `name` is picked out, nothing else is kept.
+ */
+export function environmentValue(pid: number, name: string): string | null {
   let environ: string;
   try {
     environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
   } catch {
-    return values;
+    return null;
   }
+  const prefix = `${name}=`;
   for (const entry of environ.split('\0')) {
-    const equals = entry.indexOf('=');
-    const name = entry.slice(0, equals);
-    if (equals > 0 && names.includes(name)) values.set(name, entry.slice(equals + 1));
+    if (entry.startsWith(prefix)) return entry.slice(prefix.length);
   }
-  return values;
+  return null;
 }
 
 /** Resident memory of each process group among `pgids`, summed over the group's live members. */

@@ -163,17 +163,8 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
     if (settings.outputDir === null && existsSync(defaultOutputDir)) renameSync(defaultOutputDir, `${oldLog}.output`);
     state = null;
   }
-  writer ??= new LogWriter(log, state?.endsWithNewline ?? true);
-  const resumeLog = writer;
-  resumeLog.appendDurable({ ...identity, time: new Date().toISOString() });
-
   const outputDir = settings.outputDir ?? defaultOutputDir;
   mkdirSync(outputDir, { recursive: true });
-  const status = state?.status ?? new Uint8Array(clusters + 1);
-  const attempts = state?.attempts ?? new Uint32Array(clusters + 1);
-  for (let cluster = 1; cluster <= clusters; cluster += 1) if (status[cluster] === DONE) stats.done += 1;
-  const doneBefore = stats.done;
-
   const executor: Executor =
     settings.worker !== null
       ? new WorkerPool({
@@ -186,6 +177,23 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
           maxRss: settings.maxRss,
         })
       : new LauncherPool({ log, command: settings.command ?? [], shell: settings.shell, cwd: settings.cwd, env: settings.env, launchers: settings.jobs });
+  try {
+    await executor.open();
+  } catch (error) {
+    // Refused before the run record: the log shows nothing of a run that never started.
+    await executor.close();
+    await writer?.close();
+    throw error;
+  }
+
+  writer ??= new LogWriter(log, state?.endsWithNewline ?? true);
+  const resumeLog = writer;
+  resumeLog.appendDurable({ ...identity, time: new Date().toISOString() });
+
+  const status = state?.status ?? new Uint8Array(clusters + 1);
+  const attempts = state?.attempts ?? new Uint32Array(clusters + 1);
+  for (let cluster = 1; cluster <= clusters; cluster += 1) if (status[cluster] === DONE) stats.done += 1;
+  const doneBefore = stats.done;
 
   const running = new Map<number, RunningAttempt>();
   const retryTimers = new Set<NodeJS.Timeout>();

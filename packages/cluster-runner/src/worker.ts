@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { forkTarget } from './_fork-target.js';
 import type { Cluster } from './cluster.js';
 import { WorkerModuleError } from './errors.js';
 import { removeIfEmpty, signalGroup, type AttemptPlan, type Execution, type Executor, type Outcome } from './executor.js';
@@ -50,7 +50,7 @@ interface Worker {
 }
 
 // tsup's --shims gives the CommonJS build an import.meta.url too.
-const here = dirname(fileURLToPath(import.meta.url));
+const entry = forkTarget('worker-entry', import.meta.url);
 /** How long a retiring worker may take to exit before it is killed. */
 const RETIRE_GRACE_MS = 5_000;
 
@@ -68,6 +68,14 @@ export class WorkerPool implements Executor {
 
   constructor(settings: WorkerSettings) {
     this.settings = settings;
+  }
+
+  /**
+   * Starts the first worker, which loads the module: a module that does not load or exports no
+   * function is refused here, before any cluster starts. The worker then takes the first cluster.
+   */
+  async open(): Promise<void> {
+    this.idle.push(await this.start());
   }
 
   async launch(plan: AttemptPlan): Promise<Execution> {
@@ -95,10 +103,12 @@ export class WorkerPool implements Executor {
     const stderr = openSync(stderrPath, 'w');
     let child: ChildProcess;
     try {
-      child = fork(join(here, 'worker-entry.js'), [], {
+      child = fork(entry.path, [], {
         cwd: this.settings.cwd,
         env: { ...process.env, ...this.settings.env, [LOG_VARIABLE]: this.settings.log, CLUSTER_RUN_WORKER_MODULE: this.settings.module },
         stdio: ['ignore', stdout, stderr, 'ipc'],
+        // Node's flags as the runner got them (fork's default), plus a loader when the source runs.
+        execArgv: [...process.execArgv, ...entry.execArgv],
         detached: true,
       });
     } finally {

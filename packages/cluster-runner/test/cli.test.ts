@@ -1,7 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import type { TempDir } from '@sitecache/test-services';
-import { cli, fixture, jobFolder, readStamps } from './helpers.js';
+import { cli, fixture, jobFolder, readStamps, startsPerCluster } from './helpers.js';
 
 // The bin as users run it: `cluster-run --clusters N --jobs K --log FILE [options] -- COMMAND ARGS...`.
 
@@ -61,11 +64,39 @@ describe('cluster-run', () => {
     expect(result.stderr).toContain('Usage: cluster-run');
   });
 
+  it('refuses a worker module that does not load with exit 2, naming it, before any cluster starts', async () => {
+    const missing = join(dir.path, 'missing-worker.mjs');
+    const result = await cli(['--clusters', '2', '--log', log, '--worker', missing]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`cluster-run: Worker module "${missing}" cannot run clusters: it failed to load`);
+    expect(existsSync(log)).toBe(false);
+  });
+
   it('refuses a log written for another job with exit 2 and the way out', async () => {
     await cli(['--clusters', '2', '--log', log, ...stampCommand()], { env: { STAMPS: stamps } });
     const result = await cli(['--clusters', '3', '--log', log, ...stampCommand()], { env: { STAMPS: stamps } });
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/was written for 2 clusters .* but this run is 3 clusters .* pass --fresh to start over/);
     expect(readStamps(stamps)).toHaveLength(4);
+  });
+});
+
+describe('the CommonJS build', () => {
+  it('runs a job from require(), as the README shows it', async () => {
+    // Installed under its name, so require() goes through the package's exports map to dist/index.cjs.
+    mkdirSync(join(dir.path, 'node_modules/@sitecache'), { recursive: true });
+    symlinkSync(fileURLToPath(new URL('..', import.meta.url)), join(dir.path, 'node_modules/@sitecache/cluster-runner'));
+    const command = JSON.stringify([process.execPath, fixture('stamp-child.mjs'), '{}']);
+    writeFileSync(
+      join(dir.path, 'run.cjs'),
+      `const { runClusters } = require('@sitecache/cluster-runner');\n` +
+        `runClusters({ clusters: 3, jobs: 2, log: 'job.log', command: ${command} }).then((summary) => {\n` +
+        `  if (!summary.ok) process.exitCode = 1;\n` +
+        `});\n`,
+    );
+    const result = await execa(process.execPath, ['run.cjs'], { cwd: dir.path, env: { STAMPS: stamps }, reject: false });
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect(startsPerCluster(readStamps(stamps))).toEqual(new Map([[1, 1], [2, 1], [3, 1]]));
   });
 });

@@ -185,7 +185,9 @@ describe('the log as the state', () => {
     writeFileSync(log, `${lines.join('\n')}\n`);
     const summary = await runClusters(stampJob(clusters));
     expect(summary).toMatchObject({ ok: true, doneBefore: clusters - 20, attempts: 20 });
-    expect(summary.scanMs).toBeLessThan(2_000);
+    // One pass takes about 40 ms here; a pass per cluster would take hours. The bound sits far from
+    // both, so a loaded machine cannot trip it.
+    expect(summary.scanMs).toBeLessThan(10_000);
     expect([...startsPerCluster(readStamps(stamps)).keys()].sort((a, b) => a - b)).toEqual(
       Array.from({ length: 20 }, (_, i) => (i + 1) * 1000),
     );

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { TempDir } from '@sitecache/test-services';
 import { runClusters, WorkerModuleError, type RunOptions } from '@sitecache/cluster-runner';
 import { alive, cli, fixture, jobFolder, readRecords, readStamps, stampViolations, startsPerCluster, waitFor } from './helpers.js';
@@ -90,12 +90,15 @@ describe('worker mode', () => {
     expect(startsPerCluster(readStamps(stamps)).get(5)).toBe(2);
   });
 
-  it('refuses a module that exports no function, naming it', async () => {
-    const attempt = runClusters({ ...workerJob(2), worker: fixture('broken-worker.mjs') });
+  it.each([
+    ['exports no function', fixture('broken-worker.mjs'), /broken-worker\.mjs" cannot run clusters: it exports no function/],
+    ['does not exist', fixture('no-such-worker.mjs'), /no-such-worker\.mjs" cannot run clusters: it failed to load/],
+  ])('refuses a module that %s, naming it, before any cluster starts: nothing logged, nothing run', async (_, module, message) => {
+    const attempt = runClusters({ ...workerJob(2), worker: module });
     await expect(attempt).rejects.toThrow(WorkerModuleError);
-    await expect(runClusters({ ...workerJob(2), worker: fixture('broken-worker.mjs') })).rejects.toThrow(
-      /broken-worker\.mjs.*exports no function/,
-    );
+    await expect(attempt).rejects.toThrow(message);
+    expect(existsSync(log)).toBe(false);
+    expect(readStamps(stamps)).toEqual([]);
   });
 
   it('leaves no worker behind when the runner is killed with SIGKILL', async () => {
