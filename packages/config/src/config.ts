@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import { isCachedLocation, isNginxLiteral, MAX_RELATIVE_TTL, NGINX_LITERAL_RULE } from '@sitecache/nginx-model';
 import { ConfigError, ConfigFileError } from './errors.js';
@@ -34,6 +35,13 @@ export interface SitecacheConfig {
    * with. Everywhere else nginx serves hits as `text/html; charset=utf-8`, so only HTML is stored.
    */
   readonly contentTypes: Readonly<Record<string, string>>;
+  /**
+   * Addresses or CIDRs (IPv4 or IPv6) of the proxies in front of nginx, such as a load balancer.
+   * Only from these does nginx take the client's address from X-Forwarded-For; with none, the app
+   * is sent the address the request came from, never what a client claims. The key and the cache
+   * policy never depend on it.
+   */
+  readonly trustedProxies: readonly string[];
 }
 
 /**
@@ -69,6 +77,7 @@ const FIELDS = new Set([
   'bypassCookies',
   'cacheHeader',
   'contentTypes',
+  'trustedProxies',
 ]);
 
 const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
@@ -162,6 +171,13 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     }
   }
 
+  const trustedProxies = stringList(raw.trustedProxies ?? [], 'trustedProxies', fail, { nonEmpty: false });
+  trustedProxies.forEach((proxy, i) => {
+    if (!isAddressOrCidr(proxy)) {
+      fail(`trustedProxies[${i}]`, 'an IPv4 or IPv6 address or CIDR, such as "10.0.0.0/8", "192.0.2.1" or "2001:db8::/32"', proxy);
+    }
+  });
+
   const config: SitecacheConfig = Object.freeze({
     keyPrefix: keyPrefix as string,
     scheme: scheme as 'http' | 'https',
@@ -174,6 +190,7 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     bypassCookies: Object.freeze(bypassCookies),
     cacheHeader: cacheHeader as string,
     contentTypes: Object.freeze({ ...(contentTypes as Record<string, string>) }),
+    trustedProxies: Object.freeze(trustedProxies),
   });
   validated.add(config);
   return config;
@@ -220,6 +237,15 @@ function isHostPort(text: string): boolean {
   if (!match) return false;
   const port = Number(match[2]);
   return port >= 1 && port <= 65535;
+}
+
+// What nginx's set_real_ip_from takes, less host names (resolved once, at startup) and unix:.
+function isAddressOrCidr(text: string): boolean {
+  const [address = '', prefix, ...rest] = text.split('/');
+  if (rest.length > 0) return false;
+  const bits = isIPv4(address) ? 32 : isIPv6(address) && !address.includes('%') ? 128 : 0;
+  if (bits === 0) return false;
+  return prefix === undefined || (/^(0|[1-9]\d{0,2})$/.test(prefix) && Number(prefix) <= bits);
 }
 
 function stringList(

@@ -20,6 +20,7 @@ describe('parseConfig', () => {
       bypassCookies: [],
       cacheHeader: 'X-Cache',
       contentTypes: {},
+      trustedProxies: [],
     });
   });
 
@@ -56,6 +57,14 @@ describe('parseConfig', () => {
     [{ contentTypes: { '/api/ {': 'application/json' } }, 'contentTypes["/api/ {"]', 'an nginx location', '"/api/ {"'],
     [{ contentTypes: { '/api/': 'Application/JSON' } }, 'contentTypes["/api/"]', 'a lowercase content type', '"Application/JSON"'],
     [{ contentTypes: { '/api/': 'application/json; x="1;"' } }, 'contentTypes["/api/"]', 'a lowercase content type', '"application/json; x=\\"1;\\""'],
+    [{ trustedProxies: '10.0.0.0/8' }, 'trustedProxies', 'a list of strings', '"10.0.0.0/8"'],
+    [{ trustedProxies: ['10.0.0.0/8', 'proxy.internal'] }, 'trustedProxies[1]', 'an IPv4 or IPv6 address or CIDR', '"proxy.internal"'],
+    [{ trustedProxies: ['10.0.0.0/33'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"10.0.0.0/33"'],
+    [{ trustedProxies: ['2001:db8::/129'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"2001:db8::/129"'],
+    [{ trustedProxies: ['10.0.0.256'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"10.0.0.256"'],
+    [{ trustedProxies: ['10.0.0.0/08'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"10.0.0.0/08"'],
+    [{ trustedProxies: ['fe80::1%eth0'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"fe80::1%eth0"'],
+    [{ trustedProxies: ['[::1]'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"[::1]"'],
   ])('refuses %j naming the field, what it expected and what it got', (patch, field, expected, got) => {
     const attempt = () => parseConfig({ ...minimal, ...patch }, 'site.json');
     expect(attempt).toThrow(ConfigError);
@@ -71,6 +80,11 @@ describe('parseConfig', () => {
   it('reads contentTypes: exact and prefix locations with the type their hits are served with', () => {
     const types = { '= /feed.xml': 'application/rss+xml; charset=utf-8', '/api/v1/': 'application/json' };
     expect(parseConfig({ ...minimal, contentTypes: types }).contentTypes).toEqual(types);
+  });
+
+  it('reads trustedProxies: IPv4 and IPv6 addresses and CIDRs, as written', () => {
+    const proxies = ['127.0.0.1', '10.0.0.0/8', '::1', '2001:db8::/32', '::ffff:192.0.2.0/120'];
+    expect(parseConfig({ ...minimal, trustedProxies: proxies }).trustedProxies).toEqual(proxies);
   });
 
   it('accepts a prefix nginx can hold literally inside its key expression', () => {

@@ -21,6 +21,9 @@ Options:
   --njs-module FILE    with --md5 njs: where to write the key module nginx imports
   --buffer-size SIZE   memcached_buffer_size (default 128k): make it hold a whole page
   --workers N          with --standalone: worker_processes (default auto)
+  --app-keepalive-timeout TIME
+                       how long nginx keeps an idle app connection (default 4s): keep it
+                       below the app server's keep-alive timeout (Node: 5s)
   --output FILE        write the config to FILE instead of standard output
   --check              run \`nginx -t\` on the result and print nginx's verdict
   -h, --help           show this help
@@ -37,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
       'njs-module': { type: 'string' },
       'buffer-size': { type: 'string' },
       workers: { type: 'string' },
+      'app-keepalive-timeout': { type: 'string' },
       output: { type: 'string' },
       check: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -54,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values.md5 !== undefined ? { md5: values.md5 as Md5Backend } : {}),
     ...(values['njs-module'] !== undefined ? { njsModulePath: resolve(values['njs-module']) } : {}),
     ...(values['buffer-size'] !== undefined ? { memcachedBufferSize: values['buffer-size'] } : {}),
+    ...(values['app-keepalive-timeout'] !== undefined ? { appKeepaliveTimeout: values['app-keepalive-timeout'] } : {}),
     ...(values.workers !== undefined ? { workerProcesses: values.workers === 'auto' ? 'auto' : Number(values.workers) } : {}),
   };
   const text = renderNginxConf(config, options);

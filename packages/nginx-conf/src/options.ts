@@ -20,6 +20,12 @@ export interface RenderOptions {
   memcachedKeepalive?: number;
   /** How long nginx waits for memcached before the app renders instead. Default "250ms". */
   memcachedTimeout?: string;
+  /**
+   * How long nginx keeps an idle connection to the app. It must stay below the app server's own
+   * keep-alive timeout (Node's http server: keepAliveTimeout, 5 s), or a request nginx sends as the
+   * app closes the connection gets 502. Default "4s".
+   */
+  appKeepaliveTimeout?: string;
   /** Standalone: worker_processes. Default "auto". */
   workerProcesses?: number | 'auto';
   /** Standalone: the user workers run as when nginx starts as root. Default: nginx's own default. */
@@ -50,6 +56,7 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
     memcachedBufferSize: options.memcachedBufferSize ?? '128k',
     memcachedKeepalive: options.memcachedKeepalive ?? 64,
     memcachedTimeout: options.memcachedTimeout ?? '250ms',
+    appKeepaliveTimeout: options.appKeepaliveTimeout ?? '4s',
     workerProcesses: options.workerProcesses ?? 'auto',
     user: options.user,
     accessLog: options.accessLog ?? true,
@@ -71,6 +78,9 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
     fail('memcachedKeepalive', 'a whole number of connections, at least 1');
   }
   if (!DURATION.test(resolved.memcachedTimeout)) fail('memcachedTimeout', 'an nginx time such as "250ms" or "1s"');
+  if (!DURATION.test(resolved.appKeepaliveTimeout) || parseInt(resolved.appKeepaliveTimeout, 10) === 0) {
+    fail('appKeepaliveTimeout', "an nginx time above 0 and below the app server's keep-alive timeout, such as \"4s\"");
+  }
   const workers = resolved.workerProcesses;
   if (workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) fail('workerProcesses', '"auto" or a whole number');
   if (resolved.user !== undefined && !/^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$/i.test(resolved.user)) {

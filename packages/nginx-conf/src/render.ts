@@ -65,7 +65,10 @@ function upstreams(config: SitecacheConfig, opts: ResolvedOptions): string[] {
     'upstream sitecache_memcached {',
     ...indent([
       ...(sharded ? ['# Ketama ring over the key, as @sitecache/cache-store computes it.', 'hash $memcached_key consistent;'] : []),
-      ...config.memcached.map((server) => `server ${server};`),
+      '# max_fails=0: a server is never marked down. Marked down, its keys would be read from the next',
+      '# ring point for fail_timeout (10 s), where the app never wrote them. While a server is dead, a',
+      '# request for one of its pages waits at most the memcached timeout, then the app answers.',
+      ...config.memcached.map((server) => `server ${server} max_fails=0;`),
       '# After hash: a balancing method declared later silently drops keepalive. Sized for',
       '# concurrency: a pool smaller than the concurrent clients reconnects on every hit.',
       `keepalive ${opts.memcachedKeepalive};`,
@@ -74,7 +77,14 @@ function upstreams(config: SitecacheConfig, opts: ResolvedOptions): string[] {
     '',
     '# The app renders every miss, every bypass and every method memcached cannot answer.',
     'upstream sitecache_app {',
-    ...indent([...config.app.map((server) => `server ${server};`), 'keepalive 32;']),
+    ...indent([
+      ...config.app.map((server) => `server ${server};`),
+      'keepalive 32;',
+      '# Idle connections close here before the app closes them: a request sent on a connection the',
+      "# app is closing gets 502 (a POST is never retried). Keep it below the app server's keep-alive",
+      '# timeout (Node: keepAliveTimeout, 5 s by default).',
+      `keepalive_timeout ${opts.appKeepaliveTimeout};`,
+    ]),
     '}',
     '',
   ];
@@ -113,6 +123,7 @@ function servers(config: SitecacheConfig, opts: ResolvedOptions): string[] {
       `listen ${config.listen};`,
       `server_name ${config.hosts.join(' ')};`,
       ...LONG_URIS,
+      ...realClientAddress(config),
       '',
       ...keyDirective(config, opts),
       '',
@@ -131,6 +142,18 @@ function servers(config: SitecacheConfig, opts: ResolvedOptions): string[] {
       '}',
     ]),
     '}',
+  ];
+}
+
+function realClientAddress(config: SitecacheConfig): string[] {
+  if (config.trustedProxies.length === 0) return [];
+  return [
+    '',
+    "# Behind these proxies (trustedProxies) the visitor's address is the last one in X-Forwarded-For",
+    '# that no trusted proxy added; anything a client wrote before that is ignored.',
+    ...config.trustedProxies.map((proxy) => `set_real_ip_from ${proxy};`),
+    'real_ip_header X-Forwarded-For;',
+    'real_ip_recursive on;',
   ];
 }
 
@@ -211,7 +234,10 @@ function appLocation(config: SitecacheConfig, opts: ResolvedOptions): string[] {
     '# The host nginx keyed on, so the app computes the same key.',
     'proxy_set_header Host $host;',
     `proxy_set_header X-Forwarded-Proto ${config.scheme};`,
-    'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    config.trustedProxies.length > 0
+      ? "# The visitor's address, as the trusted proxy reported it."
+      : '# The address the request came from: a client cannot choose what the app sees here.',
+    'proxy_set_header X-Forwarded-For $remote_addr;',
     '# Headers that could make the app render a page for another host or path, which the cache',
     '# would then serve to everyone (web cache poisoning): the app never sees them.',
     ...POISONING_HEADERS.map((header) => `proxy_set_header ${header} "";`),

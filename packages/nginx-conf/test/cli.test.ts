@@ -80,6 +80,14 @@ describe('sitecache-nginx', () => {
     expect(stderr).toContain('host not found in upstream "no-such-host.invalid:11211"');
   });
 
+  it("sets the app's idle-connection timeout with --app-keepalive-timeout, and names a bad one", async () => {
+    const { stdout } = await cli(['--config', configFile, '--app-keepalive-timeout', '2500ms']);
+    expect(stdout).toContain('keepalive_timeout 2500ms;');
+    const { code, stderr } = await cli(['--config', configFile, '--app-keepalive-timeout', '0']);
+    expect(code).toBe(1);
+    expect(stderr).toContain('Invalid nginx-conf option "appKeepaliveTimeout"');
+  });
+
   it('names the bad field of a bad config and exits 1', async () => {
     const file = join(dir.path, 'bad.json');
     await writeFile(file, JSON.stringify({ hosts: ['www.example.com'], memcached: ['localhost'], app: ['127.0.0.1:3000'] }));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseConfig } from '@sitecache/config';
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseConfig } from '@sitecache/config';
 import { checkNginxConf, NginxCheckError, NginxConfOptionError, renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
 
 const base = {
@@ -29,6 +30,8 @@ describe('nginx -t accepts every rendered option set', () => {
     { ...three, contentTypes: { '= /feed.xml': 'application/rss+xml; charset=utf-8', '/api/v1/': 'application/json' } },
     { md5: 'lua' },
   ]);
+  matrix.push(['trusted proxies, IPv4 and IPv6', { ...base, trustedProxies: ['127.0.0.1', '10.0.0.0/8', '::1', '2001:db8::/32'] }, {}]);
+  matrix.push(['another app keep-alive timeout', base, { appKeepaliveTimeout: '1500ms' }]);
 
   it.each(matrix)('%s', async (_name, fields, options) => {
     await expect(checkNginxConf(parseConfig(fields), options)).resolves.toMatch(/test is successful/);
@@ -43,13 +46,55 @@ describe('renderNginxConf', () => {
     expect(upstream.indexOf('keepalive')).toBeGreaterThan(upstream.indexOf('hash $memcached_key consistent;'));
   });
 
+  it('never marks a memcached server down (max_fails=0), so its keys are never read from another server', () => {
+    const text = renderNginxConf(parseConfig(three));
+    for (const server of three.memcached) expect(text).toContain(`server ${server} max_fails=0;`);
+  });
+
+  it("closes idle app connections after 4s, below Node's keepAliveTimeout (5 s), and the caller can lower it", () => {
+    const app = (text: string): string => text.slice(text.indexOf('upstream sitecache_app {'), text.indexOf('}', text.indexOf('upstream sitecache_app {')));
+    expect(app(renderNginxConf(parseConfig(base)))).toMatch(/keepalive 32;\n(\s*#.*\n)+\s*keepalive_timeout 4s;\n/);
+    expect(app(renderNginxConf(parseConfig(base), { appKeepaliveTimeout: '2s' }))).toContain('keepalive_timeout 2s;');
+  });
+
+  it('sends the app the address the request came from as X-Forwarded-For, never what the client claims', () => {
+    const text = renderNginxConf(parseConfig(base));
+    expect(text).toContain('proxy_set_header X-Forwarded-For $remote_addr;');
+    expect(text).not.toContain('$proxy_add_x_forwarded_for');
+    expect(text).not.toContain('real_ip');
+  });
+
+  it('takes the client address from X-Forwarded-For only on requests from the trusted proxies, in the site server', () => {
+    const text = renderNginxConf(parseConfig({ ...base, trustedProxies: ['10.0.0.0/8', '2001:db8::/32'] }));
+    const site = text.slice(text.indexOf('server_name www.example.com example.com;'));
+    expect(site).toContain('set_real_ip_from 10.0.0.0/8;\n    set_real_ip_from 2001:db8::/32;\n    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;');
+    expect(text.match(/^\s*set_real_ip_from /gm)).toHaveLength(2);
+    expect(text).toContain('proxy_set_header X-Forwarded-For $remote_addr;');
+  });
+
+  it('takes a config object as written in sitecache.config.json, and names a bad field', () => {
+    const written = JSON.parse(JSON.stringify({ hosts: base.hosts, memcached: base.memcached, app: base.app }));
+    expect(renderNginxConf(written)).toBe(renderNginxConf(parseConfig(written)));
+    const attempt = () => renderNginxConf({ ...written, memcached: ['localhost'] });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow('Invalid config field "memcached[0]": expected "host:port" or "unix:/path", got "localhost"');
+  });
+
+  it('is quoted in the README exactly as it renders', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const quoted = [...readme.matchAll(/```nginx\n([\s\S]*?)```/g)].map((match) => match[1]);
+    expect(quoted.length).toBeGreaterThan(0);
+    const text = renderNginxConf({ ...base, memcached: ['127.0.0.1:11211', '127.0.0.1:11212'] });
+    for (const block of quoted) expect(text).toContain(block);
+  });
+
   it('uses no hash with a single memcached server, where there is nothing to choose', () => {
     expect(renderNginxConf(parseConfig(base))).not.toContain('hash $memcached_key');
   });
 
   it('lists the memcached servers in config order, exactly as written, since the ring hashes the text', () => {
     const text = renderNginxConf(parseConfig({ ...three, memcached: ['127.0.0.1:11213', 'localhost:11211'] }));
-    expect(text.indexOf('server 127.0.0.1:11213;')).toBeLessThan(text.indexOf('server localhost:11211;'));
+    expect(text.indexOf('server 127.0.0.1:11213 max_fails=0;')).toBeLessThan(text.indexOf('server localhost:11211 max_fails=0;'));
   });
 
   it('writes a comment above every block saying why it is there', () => {
@@ -94,6 +139,8 @@ describe('renderNginxConf', () => {
     [{ memcachedBufferSize: 'big' }, 'memcachedBufferSize'],
     [{ memcachedKeepalive: 0 }, 'memcachedKeepalive'],
     [{ memcachedTimeout: 'soon' }, 'memcachedTimeout'],
+    [{ appKeepaliveTimeout: '4 s' }, 'appKeepaliveTimeout'],
+    [{ appKeepaliveTimeout: '0s' }, 'appKeepaliveTimeout'],
     [{ workerProcesses: -1 }, 'workerProcesses'],
   ])('refuses %j naming option %s', (options, option) => {
     const attempt = () => renderNginxConf(parseConfig(base), options as RenderOptions);
