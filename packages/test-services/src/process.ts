@@ -53,7 +53,14 @@ export function spawnService(
       // A stopped (SIGSTOP) process ignores SIGTERM until continued.
       process.kill(pid, 'SIGCONT');
       process.kill(pid, 'SIGTERM');
-      const timedOut = await Promise.race([done.then(() => false), sleep(graceMs).then(() => true)]);
+      // The grace timer is cancelled once the process is gone, so a test file can end at once
+      // (a pending timer kept jest's workers alive past their suites).
+      const grace = new AbortController();
+      const timedOut = await Promise.race([
+        done.then(() => false),
+        sleep(graceMs, true, { signal: grace.signal }).catch(() => false),
+      ]);
+      grace.abort();
       if (timedOut && !exited) process.kill(pid, 'SIGKILL');
       await done;
     },
