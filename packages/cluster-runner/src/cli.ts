@@ -1,16 +1,32 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ClusterSpecError, LogFormatError, LogLockedError, LogMismatchError, RunnerOptionError, WorkerModuleError } from './errors.js';
-import { normalizeRunOptions, type RunOptions } from './options.js';
+import {
+  ClusterSpecError,
+  LogFormatError,
+  LogLockedError,
+  LogMismatchError,
+  QueueBusyError,
+  QueueJobNotFoundError,
+  QueueMismatchError,
+  QueuePolicyError,
+  QueueUnreachableError,
+  RunnerOptionError,
+  WorkerModuleError,
+} from './errors.js';
+import { normalizeRunOptions, queueTarget, type RunOptions } from './options.js';
 import { progressDisplay } from './progress.js';
 import { runWithSettings } from './runner.js';
 
 const HELP = `Usage: cluster-run --clusters N --log FILE [options] -- COMMAND [ARGS...]
        cluster-run --clusters N --log FILE --worker MODULE [options]
+       cluster-run --clusters N --queue redis://HOST:PORT/DB --name JOB [options] -- COMMAND [ARGS...]
+       cluster-run status --queue redis://HOST:PORT/DB --name JOB [--json]
 
 Runs clusters 1..N of a big job, K at a time, each as its own process: in ARGS, {} becomes
 i/N, {i} and {n} its parts; with no placeholder, i/N is appended. The log records every start
 and end: run the same command again to resume, and only clusters not done run again.
+With --queue the job lives in Redis (BullMQ) instead of a log: the same command on several
+machines shares its N clusters, each machine running K at a time.
 
 Options:
   -n, --clusters N               how many clusters: runs 1..N (required)
@@ -31,9 +47,22 @@ Options:
       --json                     print the summary as JSON on standard output
   -h, --help                     show this help
 
+Across machines:
+      --queue URL                the job's Redis, redis://HOST:PORT/DB (replaces --log)
+      --name JOB                 the job's name on the queue (required with --queue)
+      --host NAME                this runner's name in the queue's records (default: host name)
+      --lock-duration DURATION   a dead runner's clusters are taken up after this (default 30s)
+
 DURATION: 500ms, 30s, 5m, 1h (a bare number is seconds). SIZE: 512M, 2G, 100k (powers of 1024).
 Exit status: 0 when every cluster is done, 1 when some are not, 2 when the run cannot start,
 130 or 143 after SIGINT or SIGTERM.
+`;
+
+const STATUS_HELP = `Usage: cluster-run status --queue redis://HOST:PORT/DB --name JOB [--json]
+
+Prints where a job run with --queue stands: done, running (on which host, for how long),
+waiting, failed (with exit codes and the last line of stderr), and an ETA.
+Exit status: 0, or 2 when the queue cannot be read or holds no such job.
 `;
 
 /** Whole numbers stay text when they do not parse, so the error shows what was typed. */
@@ -41,7 +70,25 @@ function count(text: string | undefined): number | string | undefined {
   return text !== undefined && /^\d+$/.test(text) ? Number(text) : text;
 }
 
+async function status(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { queue: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(STATUS_HELP);
+    return 0;
+  }
+  const target = queueTarget(values.queue, values.name, (key) => `--${key}`);
+  const { readQueueStatus, formatStatus } = await import('./queue-status.js');
+  const found = await readQueueStatus(target);
+  process.stdout.write(values.json ? `${JSON.stringify(found)}\n` : formatStatus(found));
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'status') return status(argv.slice(1));
   const separator = argv.indexOf('--');
   const own = separator >= 0 ? argv.slice(0, separator) : argv;
   const { values, positionals } = parseArgs({
@@ -62,6 +109,10 @@ async function main(argv: string[]): Promise<number> {
       'max-rss': { type: 'string' },
       worker: { type: 'string' },
       'max-clusters-per-worker': { type: 'string' },
+      queue: { type: 'string' },
+      name: { type: 'string' },
+      host: { type: 'string' },
+      'lock-duration': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -79,7 +130,11 @@ async function main(argv: string[]): Promise<number> {
   const display = progressDisplay(process.stderr);
   const options: RunOptions = {
     clusters: count(values.clusters) as number,
-    log: values.log as string,
+    ...(values.log !== undefined ? { log: values.log } : {}),
+    ...(values.queue !== undefined ? { queue: values.queue } : {}),
+    ...(values.name !== undefined ? { name: values.name } : {}),
+    ...(values.host !== undefined ? { host: values.host } : {}),
+    ...(values['lock-duration'] !== undefined ? { lockDuration: values['lock-duration'] } : {}),
     ...(command.length > 0 ? { command } : {}),
     ...(values.worker !== undefined ? { worker: values.worker } : {}),
     ...(values.jobs !== undefined ? { jobs: count(values.jobs) as number } : {}),
@@ -108,7 +163,19 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Errors that mean "this run cannot start" rather than a fault in the runner. */
-const REFUSALS = [RunnerOptionError, ClusterSpecError, LogMismatchError, LogFormatError, LogLockedError, WorkerModuleError];
+const REFUSALS = [
+  RunnerOptionError,
+  ClusterSpecError,
+  LogMismatchError,
+  LogFormatError,
+  LogLockedError,
+  WorkerModuleError,
+  QueueUnreachableError,
+  QueuePolicyError,
+  QueueMismatchError,
+  QueueBusyError,
+  QueueJobNotFoundError,
+];
 
 main(process.argv.slice(2)).then(
   (code) => {
@@ -117,7 +184,7 @@ main(process.argv.slice(2)).then(
   (error: Error) => {
     process.stderr.write(`cluster-run: ${error.message}\n`);
     const usage = (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
-    if (usage) process.stderr.write(`\n${HELP}`);
+    if (usage) process.stderr.write(`\n${process.argv[2] === 'status' ? STATUS_HELP : HELP}`);
     process.exitCode = usage || REFUSALS.some((kind) => error instanceof kind) ? 2 : 1;
   },
 );

@@ -87,6 +87,92 @@ export class WorkerModuleError extends Error {
   }
 }
 
+/** The Redis behind `--queue` cannot be reached: nothing was enqueued. */
+export class QueueUnreachableError extends Error {
+  override readonly name = 'QueueUnreachableError';
+  /** The queue's URL, with any password left out. */
+  readonly url: string;
+
+  constructor(url: string, reason: string) {
+    super(`Cannot reach Redis at ${url}: ${reason}. Nothing was enqueued.`);
+    this.url = url;
+  }
+}
+
+/**
+ * The Redis behind `--queue` may evict keys when it runs out of memory: it would drop jobs and
+ * their locks silently, so BullMQ needs `maxmemory-policy noeviction`.
+ */
+export class QueuePolicyError extends Error {
+  override readonly name = 'QueuePolicyError';
+  readonly url: string;
+  /** The policy the server has. */
+  readonly policy: string;
+
+  constructor(url: string, policy: string) {
+    super(
+      `Redis at ${url} has maxmemory-policy "${policy}", which may evict jobs and their locks; BullMQ needs "noeviction". ` +
+        'Set "maxmemory-policy noeviction" in redis.conf (or run CONFIG SET maxmemory-policy noeviction) and start again.',
+    );
+    this.url = url;
+    this.policy = policy;
+  }
+}
+
+/**
+ * The job name on the queue was enqueued for another job (another cluster count or command).
+ * Working on it would mark clusters done that this command never ran.
+ */
+export class QueueMismatchError extends Error {
+  override readonly name = 'QueueMismatchError';
+  /** The job's name (`--name`). */
+  readonly job: string;
+  readonly url: string;
+  /** What the queue holds, and what this run asked for, in the same words. */
+  readonly written: string;
+  readonly requested: string;
+
+  constructor(job: string, url: string, written: string, requested: string) {
+    super(
+      `Job "${job}" on ${url} was enqueued as ${written}, but this run is ${requested}. ` +
+        'Rerun with the same clusters and command to work on it, pass --fresh to replace it, or choose another --name.',
+    );
+    this.job = job;
+    this.url = url;
+    this.written = written;
+    this.requested = requested;
+  }
+}
+
+/** `--fresh` while runners still work on the job: replacing it under them would run clusters twice. */
+export class QueueBusyError extends Error {
+  override readonly name = 'QueueBusyError';
+  readonly job: string;
+  readonly url: string;
+  /** Clusters running right now. */
+  readonly running: number;
+
+  constructor(job: string, url: string, running: number) {
+    super(`Job "${job}" on ${url} has ${running} cluster(s) running: stop its runners (or wait for them) before --fresh starts it over.`);
+    this.job = job;
+    this.url = url;
+    this.running = running;
+  }
+}
+
+/** `cluster-run status` was asked about a job the queue does not hold. */
+export class QueueJobNotFoundError extends Error {
+  override readonly name = 'QueueJobNotFoundError';
+  readonly job: string;
+  readonly url: string;
+
+  constructor(job: string, url: string) {
+    super(`No job "${job}" on ${url}: nothing was enqueued under that --name.`);
+    this.job = job;
+    this.url = url;
+  }
+}
+
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (typeof value === 'bigint') return `${value}n`;

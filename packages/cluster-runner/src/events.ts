@@ -3,12 +3,12 @@ import type { EndReason } from './log.js';
 /** Counts of the whole job at the moment of an event. */
 export interface RunStats {
   readonly clusters: number;
-  /** Done clusters, including those done by earlier runs. */
+  /** Done clusters, including those done by earlier runs (and in queue mode by other runners). */
   readonly done: number;
-  /** Clusters whose last attempt failed and that this run will not retry. */
+  /** Clusters whose last attempt failed and that will not be retried (in queue mode: failed for good, on any runner). */
   readonly failed: number;
   readonly running: number;
-  /** Clusters this run finished (done), for the rate. */
+  /** Clusters done since this run started, for the rate: by this runner, or in queue mode by every runner. */
   readonly doneThisRun: number;
   /** When this run started (ms since the epoch). */
   readonly startedAt: number;
@@ -48,4 +48,13 @@ export type ProgressEvent =
       readonly stats: RunStats;
     }
   | { readonly type: 'memory-wait'; readonly availableBytes: number; readonly memFree: number; readonly stats: RunStats }
+  | {
+      /** Queue mode: the runner lost its connection to Redis (and keeps trying), or has it back. */
+      readonly type: 'connection';
+      readonly state: 'lost' | 'back';
+      /** The queue's URL, without a password. */
+      readonly address: string;
+      readonly error: string | null;
+      readonly stats: RunStats;
+    }
   | { readonly type: 'stopping'; readonly reason: StopReason; readonly stats: RunStats };

@@ -37,10 +37,13 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-/** The environment every cluster process gets: its cluster, and the log that owns it (for orphan checks). */
-export function clusterEnvironment(log: string, plan: Pick<AttemptPlan, 'cluster' | 'total' | 'attempt'>): Record<string, string> {
+/**
+ * The environment every cluster process gets: its cluster, and what owns it: the log
+ * (`CLUSTER_RUN_LOG`, which the orphan checks look for) or the queue and job.
+ */
+export function clusterEnvironment(owner: Readonly<Record<string, string>>, plan: Pick<AttemptPlan, 'cluster' | 'total' | 'attempt'>): Record<string, string> {
   return {
-    CLUSTER_RUN_LOG: log,
+    ...owner,
     CLUSTER_RUN_CLUSTER: `${plan.cluster}/${plan.total}`,
     CLUSTER_RUN_ATTEMPT: String(plan.attempt),
   };

@@ -1,4 +1,6 @@
 export { runClusters, type RunSummary } from './runner.js';
+export { queueStatus, type QueueStatusOptions } from './status.js';
+export type { QueueStatus, RunningCluster, FailedCluster } from './queue-status.js';
 export type { RunOptions, HaltPolicy } from './options.js';
 export type { ProgressEvent, RunStats, StopReason } from './events.js';
 export type { EndReason } from './log.js';
@@ -11,4 +13,9 @@ export {
   LogFormatError,
   LogLockedError,
   WorkerModuleError,
+  QueueUnreachableError,
+  QueuePolicyError,
+  QueueMismatchError,
+  QueueBusyError,
+  QueueJobNotFoundError,
 } from './errors.js';

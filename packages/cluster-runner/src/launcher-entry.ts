@@ -44,6 +44,9 @@ function startTime(pid: number): number | null {
   }
 }
 
+/** Process groups of the clusters this launcher started that have not exited. */
+const running = new Set<number>();
+
 function launch(request: LaunchRequest): void {
   let stdout: number | null = null;
   let stderr: number | null = null;
@@ -59,12 +62,15 @@ function launch(request: LaunchRequest): void {
       detached: true,
     });
     let reported = false;
+    const pid = child.pid;
+    if (pid !== undefined) running.add(pid);
     child.once('error', (error) => {
       if (reported) return;
       reported = true;
       send({ type: 'exit', id: request.id, exitCode: null, signal: null, error: error.message });
     });
     child.once('exit', (exitCode, signal) => {
+      if (pid !== undefined) running.delete(pid);
       if (reported) return;
       reported = true;
       send({ type: 'exit', id: request.id, exitCode, signal, error: null });
@@ -88,9 +94,23 @@ if (!process.send) {
 // clusters, so the launcher must not die of it.
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
-// The runner is gone (done, or killed): stop at once. The clusters' processes live on, in their
-// own groups, for the next run to find, exactly as if the runner had started them itself.
-process.on('disconnect', () => process.exit(0));
+// The runner is gone (done, or killed): stop at once. In a local run the clusters' processes live
+// on, in their own groups, for the next run on the log to find, exactly as if the runner had
+// started them itself. In queue mode (the runner's flag, spelled as in launcher.ts) another machine
+// takes their clusters up once the lock expires, so they must not run on: they die with the runner.
+const stopClustersWithRunner = process.argv.includes('--stop-clusters-with-runner');
+process.on('disconnect', () => {
+  if (stopClustersWithRunner) {
+    for (const pid of running) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  process.exit(0);
+});
 process.on('message', (request: LaunchRequest) => {
   if (request?.type === 'launch') launch(request);
 });

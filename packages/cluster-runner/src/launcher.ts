@@ -8,7 +8,13 @@ import { isRunning } from './proc.js';
 
 /** What the process-per-cluster executor needs from the run. */
 export interface LauncherSettings {
-  readonly log: string;
+  /** The variables that name the job a cluster belongs to (see clusterEnvironment). */
+  readonly owner: Readonly<Record<string, string>>;
+  /**
+   * Whether the clusters die with the runner. A local run leaves them for the next run on its log
+   * to find and stop; a queue-mode run kills them, since another machine takes their clusters up.
+   */
+  readonly stopClustersWithRunner: boolean;
   readonly command: readonly string[];
   readonly shell: boolean;
   readonly cwd: string;
@@ -33,6 +39,8 @@ interface Launcher {
 
 // tsup's --shims gives the CommonJS build an import.meta.url too.
 const entry = forkTarget('launcher-entry', import.meta.url);
+/** The launcher's one argument (spelled out in launcher-entry.ts too, which imports nothing of the runner). */
+const STOP_CLUSTERS_WITH_RUNNER = '--stop-clusters-with-runner';
 
 /**
  * Runs each attempt as its own child process, started by one of a few small launcher processes
@@ -69,7 +77,7 @@ export class LauncherPool implements Executor {
       file,
       args,
       cwd: this.settings.cwd,
-      env: clusterEnvironment(this.settings.log, plan),
+      env: clusterEnvironment(this.settings.owner, plan),
       stdoutPath: plan.stdoutPath,
       stderrPath: plan.stderrPath,
     };
@@ -90,7 +98,7 @@ export class LauncherPool implements Executor {
   }
 
   private start(): Launcher {
-    const child = fork(entry.path, [], {
+    const child = fork(entry.path, this.settings.stopClustersWithRunner ? [STOP_CLUSTERS_WITH_RUNNER] : [], {
       cwd: this.settings.cwd,
       env: { ...process.env, ...this.settings.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -59,6 +59,12 @@ export interface EndRecord {
 
 export type LogRecord = RunRecord | LaunchRecord | StartRecord | EndRecord;
 
+/** A job in words, the same for a log and a queue, so a mismatch names both sides alike. */
+export function describeJob(record: Pick<RunRecord, 'clusters' | 'command' | 'shell' | 'worker'>): string {
+  const what = record.worker !== null ? `worker ${record.worker}` : `${record.shell ? '--shell ' : ''}${JSON.stringify(record.command ?? [])}`;
+  return `${record.clusters} clusters of ${what}`;
+}
+
 /** Per-cluster state, one byte each: with the 4-byte attempt count, a scan keeps 5 bytes per cluster. */
 export const NOT_STARTED = 0;
 export const NOT_DONE = 1;

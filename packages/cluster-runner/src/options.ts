@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { RunnerOptionError } from './errors.js';
 import type { ProgressEvent } from './events.js';
@@ -15,8 +15,19 @@ export interface HaltPolicy {
 export interface RunOptions {
   /** How many clusters the job has: the runner runs clusters 1..clusters. */
   clusters: number;
-  /** The resume log: append-only JSON lines, the state of the job. */
-  log: string;
+  /** The resume log: append-only JSON lines, the state of the job. Required unless `queue` is given. */
+  log?: string;
+  /**
+   * Queue mode: the Redis that holds the job, as `redis://HOST:PORT/DB` (`rediss://` for TLS). Every
+   * runner given the same queue and `name` works on the same clusters; the queue is the log.
+   */
+  queue?: string;
+  /** Queue mode: the job's name on the queue (letters, digits, `.`, `_`, `-`). */
+  name?: string;
+  /** Queue mode: this runner's name in the queue's records (default: the machine's host name). */
+  host?: string;
+  /** Queue mode: how long a cluster's lock outlives its runner; a dead runner's clusters are taken up after it. */
+  lockDuration?: number | string;
   /** The command and its arguments. `{}` becomes `i/N`, `{i}` and `{n}` its parts; with no placeholder `i/N` is appended. */
   command?: readonly string[];
   /** Worker mode: a module whose exported function runs one cluster in a long-lived Node worker. */
@@ -60,7 +71,10 @@ export interface RunOptions {
 /** {@link RunOptions} checked and in one unit each: milliseconds, bytes, absolute paths. */
 export interface RunSettings {
   readonly clusters: number;
-  readonly log: string;
+  /** Null in queue mode. */
+  readonly log: string | null;
+  /** Null in local mode. */
+  readonly queue: QueueSettings | null;
   readonly command: readonly string[] | null;
   readonly worker: string | null;
   readonly jobs: number;
@@ -83,6 +97,17 @@ export interface RunSettings {
   readonly onProgress: ((event: ProgressEvent) => void) | null;
 }
 
+/** Where a queue-mode job lives, and who this runner is. */
+export interface QueueSettings {
+  /** As given; it may hold a password. */
+  readonly url: string;
+  /** The URL without its password, for messages and summaries. */
+  readonly address: string;
+  readonly name: string;
+  readonly host: string;
+  readonly lockDurationMs: number;
+}
+
 /** How an option is called where it came from: `jobs` in the API, `--jobs` on the command line. */
 export type OptionNamer = (key: keyof RunOptions) => string;
 
@@ -91,8 +116,16 @@ const apiName: OptionNamer = (key) => key;
 /** Checks every option and fills the defaults; the first bad option throws a {@link RunnerOptionError}. */
 export function normalizeRunOptions(options: RunOptions, name: OptionNamer = apiName): RunSettings {
   const clusters = wholeNumber(name('clusters'), options.clusters, 1);
-  if (typeof options.log !== 'string' || options.log === '') {
+  const queue = queueSettings(options, name);
+  if (queue !== null && options.log !== undefined) {
+    throw new RunnerOptionError(name('log'), `no log with ${name('queue')}: the queue is the log`, options.log);
+  }
+  if (queue === null && (typeof options.log !== 'string' || options.log === '')) {
     throw new RunnerOptionError(name('log'), 'the path of the log file', options.log);
+  }
+  if (queue !== null && options.halt !== undefined) {
+    // Each runner would halt on its own failures only, while the others go on: not what halt promises.
+    throw new RunnerOptionError(name('halt'), `no halt policy with ${name('queue')}`, options.halt);
   }
   const cwd = options.cwd === undefined ? process.cwd() : resolve(options.cwd);
   const worker = options.worker === undefined ? null : options.worker;
@@ -114,7 +147,8 @@ export function normalizeRunOptions(options: RunOptions, name: OptionNamer = api
   if (timeoutMs === 0) throw new RunnerOptionError(name('timeout'), 'a duration above zero', options.timeout);
   return {
     clusters,
-    log: resolve(cwd, options.log),
+    log: queue === null ? resolve(cwd, options.log as string) : null,
+    queue,
     command,
     worker: worker === null ? null : isAbsolute(worker) ? worker : resolve(cwd, worker),
     jobs: options.jobs === undefined ? availableParallelism() : wholeNumber(name('jobs'), options.jobs, 1),
@@ -136,6 +170,45 @@ export function normalizeRunOptions(options: RunOptions, name: OptionNamer = api
     handleSignals: options.handleSignals ?? true,
     onProgress: options.onProgress ?? null,
   };
+}
+
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const DEFAULT_LOCK_MS = 30_000;
+
+function queueSettings(options: RunOptions, name: OptionNamer): QueueSettings | null {
+  if (options.queue === undefined) {
+    for (const key of ['name', 'host', 'lockDuration'] as const) {
+      if (options[key] !== undefined) throw new RunnerOptionError(name(key), `${name('queue')} with it`, options[key]);
+    }
+    return null;
+  }
+  const target = queueTarget(options.queue, options.name, name);
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host.trim() === '')) {
+    throw new RunnerOptionError(name('host'), 'a name for this runner', options.host);
+  }
+  const lockDurationMs = duration(name('lockDuration'), options.lockDuration, DEFAULT_LOCK_MS);
+  if (lockDurationMs < 1_000) throw new RunnerOptionError(name('lockDuration'), 'a duration of at least 1s', options.lockDuration);
+  return { ...target, host: options.host ?? hostname(), lockDurationMs };
+}
+
+/** A job on a queue: the Redis URL (and the same without its password) and the job's name, checked. */
+export function queueTarget(queue: unknown, job: unknown, name: OptionNamer): Pick<QueueSettings, 'url' | 'address' | 'name'> {
+  let url: URL;
+  try {
+    url = new URL(String(queue));
+  } catch {
+    throw new RunnerOptionError(name('queue'), 'a Redis URL such as redis://HOST:PORT/DB', queue);
+  }
+  if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '' || !/^\/?\d*$/.test(url.pathname)) {
+    throw new RunnerOptionError(name('queue'), 'a Redis URL such as redis://HOST:PORT/DB', queue);
+  }
+  if (typeof job !== 'string' || !JOB_NAME.test(job)) {
+    throw new RunnerOptionError(name('name'), 'the job\'s name: letters, digits, ".", "_" or "-", at most 100', job);
+  }
+  const address = new URL(url.href);
+  address.password = '';
+  address.username = '';
+  return { url: url.href, address: address.href, name: job };
 }
 
 /** A whole number >= min. */

@@ -71,6 +71,10 @@ function eventLine(event: ProgressEvent, live: boolean): string | null {
       return `stopping pid ${event.pid}${event.cluster !== null ? ` (cluster ${event.cluster}${of})` : ''}, left running by a runner that died`;
     case 'memory-wait':
       return `waiting for memory: ${bytes(event.availableBytes)} available, --mem-free ${bytes(event.memFree)}`;
+    case 'connection':
+      return event.state === 'lost'
+        ? `lost the connection to Redis at ${event.address} (${event.error}); reconnecting`
+        : `connected to Redis at ${event.address} again`;
     case 'stopping':
       return event.reason === 'halt'
         ? 'halting: too many clusters failed; no new clusters start'
@@ -113,7 +117,9 @@ export function formatSummary(summary: RunSummary): string {
   if (summary.orphansStopped > 0) text += `  stopped ${summary.orphansStopped} process(es) left by a runner that died\n`;
   if (summary.tornLines > 0) text += `  skipped ${summary.tornLines} torn log line(s)\n`;
   if (summary.oldLog !== null) text += `  old log kept as ${summary.oldLog}\n`;
-  text += `  log: ${summary.log}\n  output: ${summary.outputDir}\n`;
+  if (summary.queue !== null) text += `  queue: ${summary.queue.url} job ${summary.queue.name}, this runner ${summary.queue.host}\n`;
+  else text += `  log: ${summary.log}\n`;
+  text += `  output: ${summary.outputDir}\n`;
   return text;
 }
 
@@ -121,7 +127,8 @@ function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(2)}s` : clock(ms / 1000);
 }
 
-function clock(totalSeconds: number): string {
+/** `42s`, `3m05s`, `2h10m`. */
+export function clock(totalSeconds: number): string {
   const s = Math.round(totalSeconds);
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;

@@ -13,6 +13,7 @@ import {
   NOT_DONE,
   NOT_STARTED,
   LogWriter,
+  describeJob,
   fileStamp,
   readLog,
   setLogAside,
@@ -22,7 +23,7 @@ import {
 } from './log.js';
 import { TreeMemoryWatch, availableMemory } from './memory.js';
 import { normalizeRunOptions, type RunOptions, type RunSettings } from './options.js';
-import { stopOrphans } from './orphans.js';
+import { LOG_VARIABLE, stopOrphans } from './orphans.js';
 import { WorkerPool } from './worker.js';
 
 /** What a run did, and where the job stands. */
@@ -48,12 +49,15 @@ export interface RunSummary {
   readonly orphansStopped: number;
   /** Log lines skipped because a crash tore them. */
   readonly tornLines: number;
-  readonly log: string;
+  /** The log's path; null in queue mode. */
+  readonly log: string | null;
+  /** Queue mode: the queue (its URL without a password), the job's name and this runner's host name; null in local mode. */
+  readonly queue: { readonly url: string; readonly name: string; readonly host: string } | null;
   /** Where --fresh moved the old log, or null. */
   readonly oldLog: string | null;
   readonly outputDir: string;
   readonly durationMs: number;
-  /** Time spent reading the log to resume. */
+  /** Time spent reading the log (or the queue's state) to resume. */
   readonly scanMs: number;
   /** The runner's own peak resident memory, in bytes. */
   readonly runnerPeakRss: number;
@@ -87,23 +91,24 @@ export async function runClusters(options: RunOptions): Promise<RunSummary> {
 
 /** {@link runClusters} with options already checked (the CLI checks them under its own flag names). */
 export async function runWithSettings(settings: RunSettings): Promise<RunSummary> {
+  if (settings.queue !== null) {
+    // Loaded only here, so a local run never loads the Redis client.
+    const { runQueued } = await import('./queue-runner.js');
+    return runQueued(settings, settings.queue);
+  }
   const startedAt = Date.now();
-  mkdirSync(dirname(settings.log), { recursive: true });
-  const lock = await lockLog(settings.log);
+  const log = settings.log as string;
+  mkdirSync(dirname(log), { recursive: true });
+  const lock = await lockLog(log);
   try {
-    return await run(settings, startedAt);
+    return await run(settings, log, startedAt);
   } finally {
     lock.release();
   }
 }
 
-function describeJob(record: Pick<RunRecord, 'clusters' | 'command' | 'shell' | 'worker'>): string {
-  const what = record.worker !== null ? `worker ${record.worker}` : `${record.shell ? '--shell ' : ''}${JSON.stringify(record.command ?? [])}`;
-  return `${record.clusters} clusters of ${what}`;
-}
-
-async function run(settings: RunSettings, startedAt: number): Promise<RunSummary> {
-  const { log, clusters } = settings;
+async function run(settings: RunSettings, log: string, startedAt: number): Promise<RunSummary> {
+  const { clusters } = settings;
   const identity: Omit<RunRecord, 'time'> = {
     event: 'run',
     version: 1,
@@ -168,7 +173,7 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
   const executor: Executor =
     settings.worker !== null
       ? new WorkerPool({
-          log,
+          owner: { [LOG_VARIABLE]: log },
           module: settings.worker,
           cwd: settings.cwd,
           env: settings.env,
@@ -176,7 +181,15 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
           maxClustersPerWorker: settings.maxClustersPerWorker,
           maxRss: settings.maxRss,
         })
-      : new LauncherPool({ log, command: settings.command ?? [], shell: settings.shell, cwd: settings.cwd, env: settings.env, launchers: settings.jobs });
+      : new LauncherPool({
+          owner: { [LOG_VARIABLE]: log },
+          stopClustersWithRunner: false,
+          command: settings.command ?? [],
+          shell: settings.shell,
+          cwd: settings.cwd,
+          env: settings.env,
+          launchers: settings.jobs,
+        });
   try {
     await executor.open();
   } catch (error) {
@@ -441,6 +454,7 @@ async function run(settings: RunSettings, startedAt: number): Promise<RunSummary
     orphansStopped,
     tornLines,
     log,
+    queue: null,
     oldLog,
     outputDir,
     durationMs: Date.now() - startedAt,

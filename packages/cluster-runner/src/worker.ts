@@ -5,7 +5,6 @@ import { forkTarget } from './_fork-target.js';
 import type { Cluster } from './cluster.js';
 import { WorkerModuleError } from './errors.js';
 import { removeIfEmpty, signalGroup, type AttemptPlan, type Execution, type Executor, type Outcome } from './executor.js';
-import { LOG_VARIABLE } from './orphans.js';
 import { processStartTime } from './proc.js';
 
 /** One attempt at one cluster, as a worker module's function receives it. */
@@ -23,7 +22,8 @@ export type ClusterFunction = (cluster: ClusterAttempt) => unknown;
 
 /** What the pool needs from the run. */
 export interface WorkerSettings {
-  readonly log: string;
+  /** The variables that name the job a cluster belongs to (see clusterEnvironment). */
+  readonly owner: Readonly<Record<string, string>>;
   readonly module: string;
   readonly cwd: string;
   readonly env: Readonly<Record<string, string>>;
@@ -105,7 +105,7 @@ export class WorkerPool implements Executor {
     try {
       child = fork(entry.path, [], {
         cwd: this.settings.cwd,
-        env: { ...process.env, ...this.settings.env, [LOG_VARIABLE]: this.settings.log, CLUSTER_RUN_WORKER_MODULE: this.settings.module },
+        env: { ...process.env, ...this.settings.env, ...this.settings.owner, CLUSTER_RUN_WORKER_MODULE: this.settings.module },
         stdio: ['ignore', stdout, stderr, 'ipc'],
         // Node's flags as the runner got them (fork's default), plus a loader when the source runs.
         execArgv: [...process.execArgv, ...entry.execArgv],

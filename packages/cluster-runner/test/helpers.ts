@@ -20,9 +20,13 @@ export function fixture(name: string): string {
 
 type CliOptions = { reject: false; cwd?: string; env?: Record<string, string>; stdin: 'ignore' };
 
-/** Starts `cluster-run ARGS` with extra environment for the clusters. */
-export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): ResultPromise<CliOptions> {
-  return execa(process.execPath, [CLI, ...args], { reject: false, cwd: options.cwd, env: options.env, stdin: 'ignore' } satisfies CliOptions);
+/** Starts `cluster-run ARGS` with extra environment for the clusters (and flags for node itself). */
+export function cli(
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
+): ResultPromise<CliOptions> {
+  const command = [...(options.nodeArgs ?? []), CLI, ...args];
+  return execa(process.execPath, command, { reject: false, cwd: options.cwd, env: options.env, stdin: 'ignore' } satisfies CliOptions);
 }
 
 /** The log's records (torn lines left out). */
@@ -125,4 +129,72 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A line a queue-mode cluster (fixtures/queue-child.mjs) appended to the shared stamps file. */
+export interface QueueStamp {
+  readonly what: 'start' | 'end' | 'twice' | 'dead';
+  readonly cluster: number;
+  readonly attempt: number;
+  readonly pid: number;
+  /** The runner's --host (start and end), or the other copy's pid (twice). */
+  readonly host: string;
+  /** 'ok' or 'failed' on an end. */
+  readonly result: string;
+}
+
+export function readQueueStamps(path: string): QueueStamp[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [what, cluster, attempt, pid, host = '', result = ''] = line.split(' ');
+      if (what === 'twice') return { what, cluster: Number(cluster), attempt: 0, pid: Number(attempt), host: pid ?? '', result: '' };
+      return { what: what as QueueStamp['what'], cluster: Number(cluster), attempt: Number(attempt), pid: Number(pid), host, result };
+    });
+}
+
+/**
+ * Copies of one cluster that ran at the same time, from the stamps: a start while another process
+ * had started the cluster and neither ended it nor was seen dead (`dead PID` lines, which a test
+ * appends once it saw a killed runner's children gone), and every `twice` a child reported itself.
+ */
+export function overlaps(stamps: readonly QueueStamp[]): string[] {
+  const problems: string[] = [];
+  const running = new Map<number, Set<number>>();
+  for (const stamp of stamps) {
+    if (stamp.what === 'twice') {
+      problems.push(`cluster ${stamp.cluster}: pid ${stamp.pid} found pid ${stamp.host} running it too`);
+      continue;
+    }
+    if (stamp.what === 'dead') {
+      for (const pids of running.values()) pids.delete(stamp.pid);
+      continue;
+    }
+    const pids = running.get(stamp.cluster) ?? new Set<number>();
+    running.set(stamp.cluster, pids);
+    if (stamp.what === 'start') {
+      if (pids.size > 0) problems.push(`cluster ${stamp.cluster} started on ${stamp.host} while pid ${[...pids].join(',')} ran it`);
+      pids.add(stamp.pid);
+    } else pids.delete(stamp.pid);
+  }
+  return problems;
+}
+
+/** The most clusters running at once, from the stamps (all runners, or the runners `hosts` names). */
+export function peakConcurrency(stamps: readonly QueueStamp[], hosts?: ReadonlySet<string>): number {
+  let running = 0;
+  let peak = 0;
+  for (const stamp of stamps) {
+    if (hosts && !hosts.has(stamp.host)) continue;
+    if (stamp.what === 'start') peak = Math.max(peak, ++running);
+    else if (stamp.what === 'end') running -= 1;
+  }
+  return peak;
 }
