@@ -1,16 +1,20 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
-import type { SitecacheConfig } from '@sitecache/config';
+import type { SitecacheConfigInput } from '@sitecache/config';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { BodyCapture } from './body-capture.js';
 import type { PageCacheMetrics } from './metrics.js';
-import { PageCache, type Admission, type PageCacheOptions, type RouteRule } from './page-cache.js';
+import { LOOKUP_FAILED, PageCache, type Admission, type PageCacheOptions, type RouteRule } from './page-cache.js';
 import type { PageStore } from './page-store.js';
 import type { Flight } from './single-flight.js';
 
 export interface FastifyPageCacheOptions extends PageCacheOptions {
-  /** The sitecache config the generated nginx config was rendered from. */
-  config: SitecacheConfig;
+  /**
+   * The sitecache config the generated nginx config was rendered from: the object as written in
+   * sitecache.config.json, or what `loadConfig` returned. A bad field fails the registration with
+   * ConfigError.
+   */
+  config: SitecacheConfigInput;
 }
 
 /** What the plugin decorates the Fastify instance with, as `fastify.pageCache`. */
@@ -56,15 +60,27 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
     fastify.decorate('pageCache', { store: cache.store, metrics: cache.metrics });
 
     fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      reply.header(config.cacheHeader, 'MISS');
+      try {
+        return await onRequest(request, reply);
+      } catch (error) {
+        // The route still runs: the cache is never the reason a page fails.
+        cache.fail('the onRequest hook', error);
+        states.delete(request);
+        return reply.sent ? reply : undefined;
+      }
+    });
+
+    const onRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+      reply.header(cache.config.cacheHeader, 'MISS');
       const admission = cache.admit(request.raw, request.routeOptions.config?.pageCache);
       const state: RequestState = { admission, served: true };
       states.set(request, state);
       const hit = await cache.lookup(admission, request.raw);
+      if (hit === LOOKUP_FAILED) return undefined;
       if (hit) return reply.code(200).headers(hit.headers).send(request.method === 'HEAD' ? undefined : hit.body);
       if (admission.refusal !== undefined) {
         cache.refuse(admission.refusal);
-        return;
+        return undefined;
       }
       const shared = await cache.join(admission);
       if (shared) return reply.code(shared.status).headers(shared.headers).send(shared.body);
@@ -84,13 +100,16 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
       reply.raw.once('close', () => {
         if (!finished) cache.finish(admission, state.flight, { finished: false, status: reply.statusCode, headers: {}, body: undefined });
       });
-    });
+      return undefined;
+    };
 
     fastify.addHook('onSend', async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
       const state = states.get(request);
       if (!state || state.served || !state.body) return payload;
       if (typeof payload === 'string' || payload instanceof Uint8Array) {
-        state.body.add(payload);
+        // The whole payload at once, as end() takes it: a Buffer is held by reference (the route
+        // handed it over to send()).
+        state.body.end(payload);
         return payload;
       }
       if (payload && typeof (payload as Readable).pipe === 'function') {
@@ -98,7 +117,7 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
         const body = state.body;
         const copy = new Transform({
           transform(chunk: Buffer, _encoding, callback) {
-            body.add(chunk);
+            body.write(chunk);
             callback(null, chunk);
           },
         });
@@ -109,7 +128,7 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
     });
 
     fastify.addHook('onClose', async () => {
-      if (!rest.store) await cache.store.close();
+      if (!rest.store) await cache.close();
     });
     done();
   },

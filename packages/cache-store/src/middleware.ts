@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SitecacheConfig } from '@sitecache/config';
+import type { SitecacheConfigInput } from '@sitecache/config';
 import { BodyCapture } from './body-capture.js';
 import type { CachedResponse } from './cached-response.js';
 import type { PageCacheMetrics } from './metrics.js';
-import { PageCache, type Admission, type AdmittedRequest, type PageCacheOptions } from './page-cache.js';
+import { LOOKUP_FAILED, PageCache, type Admission, type AdmittedRequest, type PageCacheOptions } from './page-cache.js';
 import type { PageStore } from './page-store.js';
 import type { Flight, SharedResponse } from './single-flight.js';
 
@@ -17,16 +17,18 @@ export interface PageCacheMiddleware {
   readonly store: PageStore;
   /** Stored, skipped by reason, errors, bytes, single-flight joins, serveFromCache hits. */
   readonly metrics: PageCacheMetrics;
-  /** Closes the store's connections. */
+  /** Closes the store: the pages of responses that finished are still written (see `PageStore.close`). */
   close(): Promise<void>;
 }
 
 /**
  * The page-cache middleware: the response goes out untouched (plus `X-Cache: MISS`), and once it
  * has finished a page that nginx may serve to anyone is stored where nginx reads it.
- * @throws CacheStoreOptionError for a bad option, UnsupportedServerError for a server memcache-client cannot reach.
+ * @param config sitecache.config.json's object as written, or what `loadConfig`/`parseConfig` returned.
+ * @throws ConfigError naming a bad config field, CacheStoreOptionError for a bad option,
+ * UnsupportedServerError for a server memcache-client cannot reach.
  */
-export function pageCache(config: SitecacheConfig, options: PageCacheOptions = {}): PageCacheMiddleware {
+export function pageCache(config: SitecacheConfigInput, options: PageCacheOptions = {}): PageCacheMiddleware {
   const cache = new PageCache(config, options);
   const middleware = (req: IncomingMessage, res: ServerResponse, next: NextFunction): void => {
     let passed = false;
@@ -36,12 +38,15 @@ export function pageCache(config: SitecacheConfig, options: PageCacheOptions = {
       next();
     };
     // Whatever goes wrong in here, the app still answers: the cache is never the reason a page fails.
-    handle(cache, req as AdmittedRequest, res, pass).catch(pass);
+    handle(cache, req as AdmittedRequest, res, pass).catch((error: unknown) => {
+      cache.fail('the middleware', error);
+      pass();
+    });
   };
   return Object.assign(middleware, {
     store: cache.store,
     metrics: cache.metrics,
-    close: (): Promise<void> => cache.store.close(),
+    close: (): Promise<void> => cache.close(),
   });
 }
 
@@ -49,6 +54,7 @@ async function handle(cache: PageCache, req: AdmittedRequest, res: ServerRespons
   res.setHeader(cache.config.cacheHeader, 'MISS');
   const admission = cache.admit(req);
   const hit = await cache.lookup(admission, req);
+  if (hit === LOOKUP_FAILED) return pass();
   if (hit) return sendCached(req, res, hit);
   if (admission.refusal !== undefined) {
     cache.refuse(admission.refusal);
@@ -80,13 +86,13 @@ function capture(cache: PageCache, admission: Admission, flight: Flight | undefi
   const write = target.write;
   const end = target.end;
   target.write = function (this: unknown, ...args: unknown[]) {
-    const bytes = body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+    const bytes = body.write(args[0], typeof args[1] === 'string' ? args[1] : undefined);
     if (bytes !== undefined) args[0] = bytes; // the same bytes, encoded once
     return Reflect.apply(write, this, args);
   };
   target.end = function (this: unknown, ...args: unknown[]) {
     if (typeof args[0] !== 'function') {
-      const bytes = body.add(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+      const bytes = body.end(args[0], typeof args[1] === 'string' ? args[1] : undefined);
       if (bytes !== undefined) args[0] = bytes;
     }
     return Reflect.apply(end, this, args);

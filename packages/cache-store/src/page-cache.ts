@@ -1,19 +1,23 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { requestKey, type RequestLike } from '@sitecache/cache-key';
-import type { SitecacheConfig } from '@sitecache/config';
+import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
 import { servedContentType } from '@sitecache/nginx-model';
 import { cachedResponse, type CachedResponse } from './cached-response.js';
 import { CacheStoreOptionError } from './errors.js';
 import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
-import { createPageStore, type PageStore, type PageStoreOptions } from './page-store.js';
-import { requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
+import { createPageStore, internalsOf, type PageStore, type PageStoreOptions } from './page-store.js';
+import { pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
 import { SingleFlight, type Flight, type SharedResponse } from './single-flight.js';
+import type { WarningLog } from './warnings.js';
 
 /** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
 export type RouteRule = false | { readonly ttl: number };
 
 export interface PageCacheOptions extends PageStoreOptions {
-  /** The store to write through, shared with other code. Default: a new `createPageStore(config, options)`. */
+  /**
+   * The store to write through, shared with other code; its own logger and logIntervalMs are used.
+   * Default: a new `createPageStore(config, options)`.
+   */
   store?: PageStore;
   /** Answer hits from memcached in the app, as nginx would (for development or without nginx). Default false. */
   serveFromCache?: boolean;
@@ -21,7 +25,10 @@ export interface PageCacheOptions extends PageStoreOptions {
   singleFlight?: boolean;
   /** How long a request waits for a concurrent render of its page before rendering itself, in ms. Default 1000. */
   singleFlightWaitMs?: number;
-  /** The rule for a request's route, or undefined for the defaults. Called once per request. */
+  /**
+   * The rule for a request's route, or undefined for the defaults. Called once per request; a rule
+   * that throws leaves the request to the app, counted as "internal-error".
+   */
   route?: (req: IncomingMessage) => RouteRule | undefined;
 }
 
@@ -53,8 +60,12 @@ export interface FinishedResponse {
 // Framing and connection headers belong to one response, never to a copy handed to another request.
 const UNSHARED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'upgrade', 'trailer']);
 
+/** What `lookup` says when it failed: counted and logged already, the app answers. */
+export const LOOKUP_FAILED = 'failed';
+
 /** The middleware's workings, shared by the Connect-style and the Fastify adapters. */
 export class PageCache {
+  readonly config: SitecacheConfig;
   readonly store: PageStore;
   readonly metrics: PageCacheMetrics;
   readonly maxBodyBytes: number;
@@ -65,22 +76,22 @@ export class PageCache {
   private readonly singleFlight: boolean;
   private readonly waitMs: number;
   private readonly route: PageCacheOptions['route'];
-  private routeFailed = false;
-  private readonly logger: { warn(message: string): void };
+  private readonly warnings: WarningLog;
 
-  constructor(
-    readonly config: SitecacheConfig,
-    options: PageCacheOptions = {},
-  ) {
+  /** @throws ConfigError naming a bad config field, CacheStoreOptionError for a bad option. */
+  constructor(input: SitecacheConfigInput, options: PageCacheOptions = {}) {
+    const config = resolveConfig(input);
+    this.config = config;
     const { store, serveFromCache, singleFlight, singleFlightWaitMs, route, ...storeOptions } = options;
     this.store = store ?? createPageStore(config, storeOptions);
-    const recorder = this.store.metrics as MetricsRecorder;
-    if (typeof recorder.recordSkipped !== 'function') throw new CacheStoreOptionError('store', 'a store made by createPageStore', store);
+    const internals = internalsOf(this.store);
+    if (!internals) throw new CacheStoreOptionError('store', 'a store made by createPageStore', store);
     if (this.store.config !== config && JSON.stringify(this.store.config) !== JSON.stringify(config)) {
       throw new CacheStoreOptionError('store', 'a store made from the same config', 'a store of another config');
     }
-    this.recorder = recorder;
-    this.metrics = recorder;
+    this.recorder = internals.metrics;
+    this.metrics = internals.metrics;
+    this.warnings = internals.warnings;
     this.policy = requestPolicy(config);
     this.serveFromCache = bool('serveFromCache', serveFromCache, false);
     this.singleFlight = bool('singleFlight', singleFlight, true);
@@ -89,14 +100,34 @@ export class PageCache {
     if (route !== undefined && typeof route !== 'function') throw new CacheStoreOptionError('route', 'a function of the request', route);
     this.route = route;
     this.maxBodyBytes = storeOptions.maxItemBytes ?? 1024 * 1024;
-    this.logger = storeOptions.logger ?? console;
   }
 
-  /** Decides from the request alone what the cache may do for it. Never throws. */
+  /**
+   * Decides from the request alone what the cache may do for it. Never throws: when that fails
+   * (the route option threw), the error is logged and the refusal is "internal-error", which the
+   * adapter counts through `refuse` as it counts any other.
+   */
   admit(req: AdmittedRequest, override?: RouteRule): Admission {
     const page: RequestLike = { url: req.originalUrl ?? req.url, headers: { host: req.headers.host } };
+    const failed = (where: string, error: unknown): Admission => {
+      this.warn(where, error);
+      return { page, key: undefined, refusal: 'internal-error', read: false, ttl: undefined };
+    };
+    let rule: RouteRule | undefined;
+    try {
+      rule = override ?? this.routeRule(req);
+    } catch (error) {
+      return failed('the route option', error);
+    }
+    try {
+      return this.decide(req, page, rule);
+    } catch (error) {
+      return failed('admitting the request', error);
+    }
+  }
+
+  private decide(req: AdmittedRequest, page: RequestLike, rule: RouteRule | undefined): Admission {
     const facts = { method: req.method, url: page.url, headers: req.headers };
-    const rule = override ?? this.routeRule(req);
     let refusal = this.policy.refusal(facts);
     let read = this.serveFromCache && rule !== false && req.headers.range === undefined && this.policy.mayRead(facts);
     if (refusal === undefined && rule === false) refusal = 'route';
@@ -113,18 +144,40 @@ export class PageCache {
     return { page, key, refusal, read, ttl };
   }
 
-  /** The stored page as nginx would send it, or undefined (then the app answers). */
-  async lookup(admission: Admission, req: { headers: IncomingHttpHeaders; httpVersion?: string }): Promise<CachedResponse | undefined> {
+  /**
+   * The stored page as nginx would send it, or undefined (then the app answers), or LOOKUP_FAILED
+   * when the lookup threw: counted as "internal-error" and logged, and the app answers a request
+   * whose page is then not stored.
+   */
+  async lookup(
+    admission: Admission,
+    req: { headers: IncomingHttpHeaders; httpVersion?: string },
+  ): Promise<CachedResponse | undefined | typeof LOOKUP_FAILED> {
     if (!admission.read) return undefined;
     try {
       const page = await this.store.get(admission.page);
       const response = page && (await cachedResponse(req, page, this.config, servedContentType(this.config.contentTypes, admission.page.url ?? '/')));
       this.recorder.recordLookup(response !== undefined);
       return response;
-    } catch {
-      this.recorder.recordLookup(false);
-      return undefined;
+    } catch (error) {
+      this.fail('the lookup', error);
+      return LOOKUP_FAILED;
     }
+  }
+
+  /**
+   * Counts a request sitecache failed on as "internal-error" and logs the error, each distinct
+   * message at most once per the store's logIntervalMs. The app still answers. Never throws.
+   */
+  fail(where: string, error: unknown): void {
+    this.recorder.recordSkipped('internal-error');
+    this.warn(where, error);
+  }
+
+  /** Closes the store once the pages of responses that just finished have been handed to it. */
+  async close(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.store.close();
   }
 
   /** Counts a refusal decided before the app ran. */
@@ -152,45 +205,59 @@ export class PageCache {
    * followers, and stores it off the response path. Never throws.
    */
   finish(admission: Admission, flight: Flight | undefined, response: FinishedResponse): void {
-    let refusal: SkipReason | undefined;
+    let ttl: number;
     try {
+      const now = Date.now();
       const servedType = servedContentType(this.config.contentTypes, admission.page.url ?? '/');
+      let refusal: SkipReason | undefined;
       if (!response.finished) refusal = 'aborted';
       else if (servedType === undefined) refusal = 'invalid-request';
-      else refusal = responseRefusal(response, Date.now(), servedType) ?? (response.body ? undefined : 'too-large');
-    } catch {
-      refusal = 'invalid-request';
-    }
-    if (refusal !== undefined || response.body === undefined) {
-      this.recorder.recordSkipped(refusal ?? 'too-large');
+      else refusal = responseRefusal(response, now, servedType) ?? (response.body ? undefined : 'too-large');
+      if (refusal !== undefined) {
+        this.recorder.recordSkipped(refusal);
+        flight?.settle(undefined);
+        return;
+      }
+      ttl = pageTtl(response.headers, this.config.ttl, admission.ttl, now);
+    } catch (error) {
+      this.fail('reading the response', error);
       flight?.settle(undefined);
       return;
     }
-    const body = response.body;
+    const body = response.body as Buffer;
     flight?.settle({ status: response.status, headers: shareable(response.headers), body });
-    const cacheControl = response.headers['cache-control'];
-    const ttl = admission.ttl;
-    setImmediate(() => {
-      // put rejects for bad input only, and the key was computed already: counted, never the user's problem.
-      this.store.put(admission.page, body, { ttl, cacheControl }).catch(() => this.recorder.recordSkipped('invalid-request'));
-    });
+    setImmediate(() => void this.put(admission.page, body, ttl));
+  }
+
+  /** Stores off the response path. put rejects for bad input only: anything else is sitecache's fault. */
+  private async put(page: RequestLike, body: Buffer, ttl: number): Promise<void> {
+    try {
+      await this.store.put(page, body, { ttl });
+    } catch (error) {
+      this.fail('storing the page', error);
+    }
   }
 
   private routeRule(req: IncomingMessage): RouteRule | undefined {
     if (!this.route) return undefined;
-    try {
-      const rule = this.route(req);
-      if (rule === undefined || rule === false) return rule;
-      if (typeof rule === 'object' && Number.isInteger(rule.ttl) && rule.ttl >= 1) return rule;
-      throw new CacheStoreOptionError('route', 'a function returning false, { ttl } in whole seconds, or undefined', rule);
-    } catch (error) {
-      // A broken rule must not break the page: that route is not cached, and the cause is said once.
-      if (!this.routeFailed) {
-        this.routeFailed = true;
-        this.logger.warn(`sitecache: the route option failed (${(error as Error).message}); such requests are not cached`);
-      }
-      return false;
-    }
+    const rule = this.route(req);
+    if (rule === undefined || rule === false) return rule;
+    if (typeof rule === 'object' && Number.isInteger(rule.ttl) && rule.ttl >= 1) return rule;
+    throw new CacheStoreOptionError('route', 'a function returning false, { ttl } in whole seconds, or undefined', rule);
+  }
+
+  /** Logs a failure of sitecache itself, once per distinct message per interval. Never throws. */
+  private warn(where: string, error: unknown): void {
+    const message = describeError(error);
+    this.warnings.warn(`error: ${message}`, `sitecache: ${where} failed (${message}); the app answered, the page is not stored`);
+  }
+}
+
+function describeError(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'an error that cannot be described';
   }
 }
 

@@ -2,21 +2,18 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { cacheKey, requestKey, type RequestLike } from '@sitecache/cache-key';
-import type { SitecacheConfig } from '@sitecache/config';
+import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
 import { createHashRing, GZIP_FLAG, memcachedExptime, type HashRing } from '@sitecache/nginx-model';
 import { MemcacheClient } from 'memcache-client';
 import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
 import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
-import type { SkipReason } from './policy.js';
-import { ttlFromCacheControl } from './policy.js';
+import { pageTtl, type SkipReason } from './policy.js';
+import { WarningLog, type PageStoreLogger } from './warnings.js';
+
+export type { PageStoreLogger } from './warnings.js';
 
 /** A page: its absolute URL (`https://www.example.com/a?b`) or the request that asked for it. */
 export type PageAddress = string | RequestLike;
-
-/** Where the store reports memcached trouble; at most one line per server per `logIntervalMs`. */
-export interface PageStoreLogger {
-  warn(message: string): void;
-}
 
 export interface PageStoreOptions {
   /** How long to wait for a TCP connection to a memcached server, in ms. Default 100. */
@@ -35,15 +32,20 @@ export interface PageStoreOptions {
   gzipLevel?: number;
   /** Receives the rate-limited warnings. Default `console`. */
   logger?: PageStoreLogger;
-  /** The shortest time between two warnings about one server, in ms. Default 10000. */
+  /** The shortest time between two warnings about one server, or about one error of the middleware, in ms. Default 10000. */
   logIntervalMs?: number;
+  /** How long `close()` waits for writes in flight before it shuts the connections, in ms. Default 2000. */
+  closeTimeoutMs?: number;
 }
 
 export interface PutOptions {
-  /** Seconds the page lives, overriding the response's Cache-Control. */
+  /** Seconds the page lives, over anything the response's headers say. */
   ttl?: number;
-  /** The response's Cache-Control: its s-maxage, else max-age, else `config.ttl` is the TTL. */
-  cacheControl?: OutgoingHttpHeaders[string];
+  /**
+   * The response's headers (as `res.getHeaders()` returns them): its Cache-Control s-maxage, else
+   * max-age, else what its Expires leaves after its Date (or now), else `config.ttl` is the TTL.
+   */
+  headers?: OutgoingHttpHeaders;
 }
 
 /** What became of one `put`. */
@@ -93,6 +95,7 @@ export interface ServerStats {
 
 /** Writes pages where nginx reads them, and removes them. */
 export interface PageStore {
+  /** The config it writes for, validated, defaults filled in. */
   readonly config: SitecacheConfig;
   /** Counters of stored and skipped pages and memcached errors. */
   readonly metrics: PageCacheMetrics;
@@ -117,8 +120,25 @@ export interface PageStore {
   purgeAll(): Promise<ServerResult[]>;
   /** Each server's hits, misses, items, evictions and bytes. */
   stats(): Promise<ServerStats[]>;
-  /** Closes the connections; later puts resolve with reason "closed". */
+  /**
+   * Stops taking puts (later ones resolve with reason "closed"), waits up to `closeTimeoutMs` for
+   * the puts in flight, then closes the connections; a put memcached has not answered by then
+   * resolves with reason "closed".
+   */
   close(): Promise<void>;
+}
+
+/** What the middleware needs of its store besides PageStore: only a store made by createPageStore has it. */
+export interface PageStoreInternals {
+  readonly metrics: MetricsRecorder;
+  /** The store's logger, rate-limited by its logIntervalMs. */
+  readonly warnings: WarningLog;
+}
+
+/** The internals of a store made by createPageStore (or of an object made from one), else undefined. */
+export function internalsOf(store: PageStore): PageStoreInternals | undefined {
+  const { metrics, warnings } = store as unknown as Partial<PageStoreInternals>;
+  return typeof metrics?.recordSkipped === 'function' && typeof warnings?.warn === 'function' ? { metrics, warnings } : undefined;
 }
 
 const DEFAULTS = {
@@ -130,6 +150,7 @@ const DEFAULTS = {
   connectionsPerServer: 2,
   gzipLevel: 1,
   logIntervalMs: 10_000,
+  closeTimeoutMs: 2_000,
 };
 
 // memcache-client reads flag 8 as "Buffer", so its own get returns the bytes untouched; nginx
@@ -142,11 +163,12 @@ const PURGE_CONCURRENCY = 16;
 /**
  * The writer: one memcache-client per server of `config.memcached` (the client does not shard),
  * each page sent to the server nginx's hash ring picks for its key.
- * @throws CacheStoreOptionError for a bad option, UnsupportedServerError for a unix socket or
- * IPv6 server, which memcache-client 1.0.5 cannot connect to.
+ * @param config sitecache.config.json's object as written, or what `loadConfig`/`parseConfig` returned.
+ * @throws ConfigError naming a bad config field, CacheStoreOptionError for a bad option,
+ * UnsupportedServerError for a unix socket or IPv6 server, which memcache-client 1.0.5 cannot connect to.
  */
-export function createPageStore(config: SitecacheConfig, options: PageStoreOptions = {}): PageStore {
-  return new MemcachedPageStore(config, resolveOptions(options));
+export function createPageStore(config: SitecacheConfigInput, options: PageStoreOptions = {}): PageStore {
+  return new MemcachedPageStore(resolveConfig(config), resolveOptions(options));
 }
 
 type ResolvedOptions = typeof DEFAULTS & { logger: PageStoreLogger };
@@ -173,6 +195,7 @@ function resolveOptions(options: PageStoreOptions): ResolvedOptions {
   positive('maxPendingPerServer');
   positive('connectionsPerServer');
   positive('logIntervalMs');
+  positive('closeTimeoutMs', 0);
   if (!Number.isInteger(resolved.gzipLevel) || resolved.gzipLevel < 1 || resolved.gzipLevel > 9) {
     throw new CacheStoreOptionError('gzipLevel', 'a zlib level from 1 to 9', resolved.gzipLevel);
   }
@@ -188,13 +211,15 @@ class ServerSlot {
   pending = 0;
   private downUntil = 0;
   private probing = false;
-  private lastLog = 0;
-  private unlogged = 0;
+  private shut = false;
+  /** How to end each command being waited for, which shutDown() does. */
+  private readonly waits = new Set<(outcome: Outcome<never>) => void>();
 
   constructor(
     readonly address: string,
     private readonly options: ResolvedOptions,
     private readonly metrics: MetricsRecorder,
+    private readonly warnings: WarningLog,
   ) {
     this.client = new MemcacheClient({
       server: { server: address, maxConnections: options.connectionsPerServer },
@@ -210,6 +235,7 @@ class ServerSlot {
    * connect + command timeout at the latest, whatever the client does.
    */
   async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true): Promise<Outcome<T>> {
+    if (this.shut) return { ok: false, reason: 'closed' };
     const now = Date.now();
     let probe = false;
     if (guard) {
@@ -232,20 +258,26 @@ class ServerSlot {
     // The in-flight count drops only when the client really lets go, not when we stop waiting.
     void attempt.finally(() => this.pending--);
     let timer: NodeJS.Timeout | undefined;
+    let end: (outcome: Outcome<T>) => void = () => undefined;
     const bound = this.options.connectTimeoutMs + this.options.commandTimeoutMs + 50;
     const timeout = new Promise<Outcome<T>>((resolve) => {
+      end = resolve;
       timer = setTimeout(
         () => resolve({ ok: false, reason: 'memcached-error', error: new Error(`no answer within ${bound} ms`) }),
         bound,
       );
     });
+    this.waits.add(end);
     const outcome = await Promise.race([attempt, timeout]);
+    this.waits.delete(end);
     clearTimeout(timer);
     if (probe) this.probing = false;
+    // Commands the shutdown cut short are the store's doing, not the server's: no failure.
+    if (!outcome.ok && this.shut) return { ok: false, reason: 'closed' };
     if (outcome.ok) {
       if (this.downUntil > 0) {
         this.downUntil = 0;
-        this.options.logger.warn(`sitecache: memcached ${this.address} answers again; pages are stored there again`);
+        this.warnings.say(`sitecache: memcached ${this.address} answers again; pages are stored there again`);
       }
     } else if (outcome.error && !isReply(outcome.error)) {
       this.fail(outcome.error);
@@ -257,21 +289,22 @@ class ServerSlot {
   fail(error: Error): void {
     this.metrics.recordError(this.address);
     this.downUntil = Date.now() + this.options.retryIntervalMs;
-    this.unlogged++;
-    const now = Date.now();
-    if (now - this.lastLog >= this.options.logIntervalMs) {
-      const more = this.unlogged > 1 ? ` (${this.unlogged} failures since the last warning)` : '';
-      this.options.logger.warn(
-        `sitecache: memcached ${this.address} failed: ${error.message}${more}; pages for it are not stored for now, users are not affected`,
-      );
-      this.lastLog = now;
-      this.unlogged = 0;
-    }
+    this.warnings.warn(
+      `memcached ${this.address}`,
+      `sitecache: memcached ${this.address} failed: ${error.message}; pages for it are not stored for now, users are not affected`,
+    );
   }
 
   /** A command the server answered with an error (NOT_STORED, SERVER_ERROR ...): counted, no back-off. */
   refused(): void {
     this.metrics.recordError(this.address);
+  }
+
+  /** Closes the connections; commands still waiting resolve with reason "closed". */
+  shutDown(): void {
+    this.shut = true;
+    for (const end of this.waits) end({ ok: false, reason: 'closed' });
+    this.client.shutdown();
   }
 }
 
@@ -282,11 +315,15 @@ function isReply(error: Error): boolean {
 
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-class MemcachedPageStore implements PageStore {
+class MemcachedPageStore implements PageStore, PageStoreInternals {
   readonly metrics: MetricsRecorder;
+  readonly warnings: WarningLog;
   private readonly ring: HashRing;
   private readonly slots = new Map<string, ServerSlot>();
+  /** Puts not yet resolved: what close() waits for. */
+  private readonly writing = new Set<Promise<PutResult>>();
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     readonly config: SitecacheConfig,
@@ -298,7 +335,8 @@ class MemcachedPageStore implements PageStore {
     }
     this.ring = createHashRing(config.memcached);
     this.metrics = new MetricsRecorder(config.memcached);
-    for (const server of config.memcached) this.slots.set(server, new ServerSlot(server, options, this.metrics));
+    this.warnings = new WarningLog(options.logger, options.logIntervalMs);
+    for (const server of config.memcached) this.slots.set(server, new ServerSlot(server, options, this.metrics, this.warnings));
   }
 
   keyFor(page: PageAddress): string {
@@ -316,10 +354,18 @@ class MemcachedPageStore implements PageStore {
     return this.ring.serverFor(key);
   }
 
-  async put(page: PageAddress, body: string | Uint8Array, options: PutOptions = {}): Promise<PutResult> {
+  put(page: PageAddress, body: string | Uint8Array, options: PutOptions = {}): Promise<PutResult> {
+    const writing = this.write(page, body, options);
+    this.writing.add(writing);
+    const done = (): void => void this.writing.delete(writing);
+    writing.then(done, done);
+    return writing;
+  }
+
+  private async write(page: PageAddress, body: string | Uint8Array, options: PutOptions): Promise<PutResult> {
     const key = this.keyFor(page);
     const server = this.ring.serverFor(key);
-    const ttl = options.ttl ?? ttlFromCacheControl(options.cacheControl, this.config.ttl);
+    const ttl = pageTtl(options.headers ? lowercaseNames(options.headers) : {}, this.config.ttl, options.ttl);
     if (!Number.isInteger(ttl) || ttl < 1) throw new CacheStoreOptionError('ttl', 'whole seconds, at least 1', ttl);
     const skip = (reason: SkipReason): PutResult => {
       this.metrics.recordSkipped(reason);
@@ -444,9 +490,31 @@ class MemcachedPageStore implements PageStore {
     );
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.drain();
+    return this.closing;
+  }
+
+  /** Lets the puts in flight finish, for closeTimeoutMs at most, then shuts the clients down. */
+  private async drain(): Promise<void> {
     this.closed = true;
-    for (const slot of this.slots.values()) slot.client.shutdown();
+    if (this.writing.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.closeTimeoutMs);
+      });
+      await Promise.race([Promise.allSettled(this.writing), bound]);
+      clearTimeout(timer);
+    }
+    const abandoned = this.writing.size;
+    for (const slot of this.slots.values()) slot.shutDown();
+    if (abandoned > 0) {
+      this.warnings.say(
+        `sitecache: closed with ${abandoned} page${abandoned === 1 ? '' : 's'} still unanswered by memcached after ${this.options.closeTimeoutMs} ms (closeTimeoutMs); not stored`,
+      );
+    }
+    // They resolve "closed" now that the clients are down.
+    await Promise.allSettled(this.writing);
   }
 
   /** A path stands for that page under every host nginx serves; wildcard hosts cannot be spelled out. */
@@ -463,3 +531,9 @@ class MemcachedPageStore implements PageStore {
 }
 
 const CRLF = Buffer.from('\r\n');
+
+/** The headers with lowercase names, as Node keeps a response's: put's caller may spell them otherwise. */
+function lowercaseNames(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  if (Object.keys(headers).every((name) => name === name.toLowerCase())) return headers;
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}

@@ -31,7 +31,7 @@ export type SkipReason =
   | 'no-cache'
   /** s-maxage (or, without it, max-age) is 0 or not a number. */
   | 'zero-max-age'
-  /** No max-age, and an Expires that is already past or unreadable. */
+  /** No max-age, and an Expires that is unreadable or not after the response's Date (or now, without one). */
   | 'expired'
   /** Vary on anything but Accept-Encoding: nginx's key cannot tell those variants apart. */
   | 'vary'
@@ -49,8 +49,13 @@ export type SkipReason =
   | 'busy'
   /** memcached refused the page or did not answer in time. */
   | 'memcached-error'
-  /** The store was closed. */
-  | 'closed';
+  /** The store was closed, or memcached did not answer before `closeTimeoutMs` ran out. */
+  | 'closed'
+  /**
+   * sitecache itself failed on this request (a lookup, the policy, the route option or the store
+   * threw): the app answered, nothing was stored, and the error was logged.
+   */
+  | 'internal-error';
 
 /** Every reason, in the order the policy checks them. */
 export const SKIP_REASONS: readonly SkipReason[] = [
@@ -76,6 +81,7 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'busy',
   'memcached-error',
   'closed',
+  'internal-error',
 ];
 
 /** What the request-side checks read. Node's IncomingMessage fits. */
@@ -147,8 +153,7 @@ export function responseRefusal(res: ResponseFacts, now = Date.now(), servedType
   if (lifetime !== undefined) {
     if (!(seconds(lifetime) > 0)) return 'zero-max-age';
   } else if (headers.expires !== undefined) {
-    const expires = Date.parse(headerText(headers.expires));
-    if (!(expires > now)) return 'expired';
+    if (!((expiresLeft(headers, now) ?? 0) > 0)) return 'expired';
   }
   if (!varyAllowed(headers.vary)) return 'vary';
   if (!servedAs(servedType, headers['content-type'])) return 'content-type';
@@ -158,18 +163,36 @@ export function responseRefusal(res: ResponseFacts, now = Date.now(), servedType
 }
 
 /**
- * Seconds a stored page lives: s-maxage, else max-age, else `fallback` (config.ttl). A value
- * that is not a positive whole number falls back too: the policy has refused those already.
+ * Seconds a stored page lives, the one rule for the middleware and `PageStore.put`: `ttl` (a
+ * route's own) when given; else the response's s-maxage; else its max-age; else what its Expires
+ * leaves, counted from its Date header when that is readable, else from `now` (rounded down, at
+ * least 1); else `fallback` (config.ttl). A max-age that is not a positive whole number, or an
+ * unreadable Expires, is passed over: the policy refuses those pages before they get here.
+ * @param headers the response's headers, lowercase names as `res.getHeaders()` returns them.
  */
-export function ttlFromCacheControl(cacheControl: OutgoingHttpHeaders[string], fallback: number): number {
-  const directives = parseCacheControl(cacheControl);
+export function pageTtl(headers: OutgoingHttpHeaders, fallback: number, ttl?: number, now = Date.now()): number {
+  if (ttl !== undefined) return ttl;
+  const directives = parseCacheControl(headers['cache-control']);
   for (const name of ['s-maxage', 'max-age']) {
     const value = directives.get(name);
     if (value === undefined) continue;
-    const ttl = seconds(value);
-    if (ttl > 0) return ttl;
+    const lifetime = seconds(value);
+    if (lifetime > 0) return lifetime;
   }
+  const left = expiresLeft(headers, now);
+  if (left !== undefined && !Number.isNaN(left)) return Math.max(1, Math.floor(left / 1000));
   return fallback;
+}
+
+/**
+ * Milliseconds from the response's Date (or `now`, without a readable one) to its Expires, as
+ * HTTP counts a lifetime: undefined without Expires, NaN when Expires is unreadable.
+ */
+function expiresLeft(headers: OutgoingHttpHeaders, now: number): number | undefined {
+  if (headers.expires === undefined) return undefined;
+  const expires = Date.parse(headerText(headers.expires));
+  const date = headers.date === undefined ? Number.NaN : Date.parse(headerText(headers.date));
+  return expires - (Number.isNaN(date) ? now : date);
 }
 
 /**

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Readable } from 'node:stream';
 import { cacheKey } from '@sitecache/cache-key';
+import { ConfigError } from '@sitecache/config';
 import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { createPageStore, type PageStore } from '../src/index.js';
 import { fastifyPageCache } from '../src/fastify.js';
 import { eventually, HOST, remainingTtl, requestTo, STEADY, testConfig } from './site.js';
 
@@ -74,5 +76,63 @@ describe('the Fastify plugin', () => {
     const ttl = await remainingTtl(memcached.address, cacheKey(`https://${HOST}/brief`));
     expect(ttl).toBeGreaterThan(6);
     expect(ttl).toBeLessThanOrEqual(9);
+  });
+});
+
+describe('the Fastify plugin given a config as written in sitecache.config.json', () => {
+  let memcached: MemcachedServer;
+  const apps: FastifyInstance[] = [];
+
+  beforeAll(async () => {
+    memcached = await startMemcached();
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await memcached?.stop();
+  });
+
+  const start = async (options: Parameters<typeof fastifyPageCache>[1]): Promise<{ app: FastifyInstance; port: number }> => {
+    const app = Fastify();
+    apps.push(app);
+    await app.register(fastifyPageCache, options);
+    app.get('/page', async (_request, reply) => reply.type('text/html').send('<p>from fastify</p>'));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    return { app, port: (app.server.address() as { port: number }).port };
+  };
+
+  it('takes a plain object and stores pages', async () => {
+    const { app, port } = await start({ config: { hosts: [HOST], memcached: [memcached.address], app: ['127.0.0.1:9'], gzip: false }, ...STEADY });
+    expect((await requestTo(port, '/page')).body.toString()).toBe('<p>from fastify</p>');
+    await eventually(() => app.pageCache.metrics.snapshot().stored === 1, 'the page to be stored');
+    expect((await memcachedGet(memcached.address, cacheKey(`https://${HOST}/page`)))?.value.toString()).toBe('<p>from fastify</p>');
+  });
+
+  it('fails to register with ConfigError naming the field when the config has a bad one', async () => {
+    const config = JSON.parse(`{ "hosts": ["${HOST}"], "memcached": ["${memcached.address}"], "app": ["127.0.0.1:9"], "scheme": "ftp" }`);
+    const app = Fastify();
+    apps.push(app);
+    const registered = app.register(fastifyPageCache, { config, ...STEADY });
+    await expect(registered).rejects.toBeInstanceOf(ConfigError);
+    await expect(registered).rejects.toMatchObject({ field: 'scheme' });
+  });
+
+  it('counts a lookup that throws as internal-error, and the route still answers', async () => {
+    const warnings: string[] = [];
+    const config = testConfig([memcached.address], { gzip: false });
+    const real = createPageStore(config, { ...STEADY, logger: { warn: (m) => warnings.push(m) } });
+    const store: PageStore = Object.assign(Object.create(real) as PageStore, {
+      get: async () => {
+        throw new Error('lookup exploded');
+      },
+    });
+    const { app, port } = await start({ config, store, serveFromCache: true });
+    try {
+      const response = await requestTo(port, '/page');
+      expect([response.status, response.body.toString()]).toEqual([200, '<p>from fastify</p>']);
+      expect(app.pageCache.metrics.snapshot().skipped['internal-error']).toBe(1);
+      expect(warnings.filter((w) => w.includes('lookup exploded'))).toHaveLength(1);
+    } finally {
+      await real.close();
+    }
   });
 });

@@ -1,47 +1,44 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import { createHashRing } from '@sitecache/nginx-model';
 import { pageCache, type PageCacheMiddleware } from '../src/index.js';
-import { eventually, HOST, listen, requestTo, startSite, testConfig, type Site } from './site.js';
+import { eventually, HOST, listen, requestTo, startHeldMemcached, startSite, testConfig, type Site } from './site.js';
 
-// nginx gives memcached 250 ms (the generated default) before the app renders, and the
-// middleware never waits on memcached for a miss: no user waits anywhere near this.
-const LATENCY_BOUND_MS = 1_000;
 const PAGE = `<main>${'<p>a page of some size</p>'.repeat(800)}</main>`;
+// Requests per flow, and after how many of them the fault strikes (the others flow on meanwhile).
+const REQUESTS = 300;
+const FAULT_AFTER = 100;
 
 interface Flow {
   readonly responses: number;
   readonly statuses: Map<number, number>;
   readonly hits: number;
-  readonly slowest: number;
 }
 
 /**
- * Requests from `workers` concurrent clients over `paths` for `ms`, running `fault` a third of
- * the way in. Every request is bounded and the loop stops by itself.
+ * REQUESTS requests from 8 concurrent clients over `paths`, running `fault` once FAULT_AFTER have
+ * been answered. Each test undoes the fault only after the flow is over, so every response
+ * arrives while memcached is still down: a request that waited for memcached to come back would
+ * hold the flow until the test times out. (nginx gives memcached 250 ms, the generated default;
+ * the middleware never waits on memcached for a miss.)
  */
-async function flow(send: (path: string) => Promise<RawResponse>, paths: readonly string[], ms: number, fault: () => Promise<void> | void): Promise<Flow> {
+async function flow(send: (path: string) => Promise<RawResponse>, paths: readonly string[], fault: () => Promise<void> | void): Promise<Flow> {
   const statuses = new Map<number, number>();
+  let sent = 0;
   let responses = 0;
   let hits = 0;
-  let slowest = 0;
-  const end = Date.now() + ms;
-  const faultAt = setTimeout(() => void fault(), ms / 3);
-  const worker = async (w: number): Promise<void> => {
-    for (let i = w; Date.now() < end; i += 7) {
-      const start = performance.now();
-      const response: RawResponse = await send(paths[i % paths.length] as string).catch(() => ({ status: 0, headers: {}, body: Buffer.alloc(0) }));
-      slowest = Math.max(slowest, performance.now() - start);
-      responses++;
+  const worker = async (): Promise<void> => {
+    while (sent < REQUESTS) {
+      const path = paths[(sent++ * 7) % paths.length] as string;
+      const response: RawResponse = await send(path).catch(() => ({ status: 0, headers: {}, body: Buffer.alloc(0) }));
+      if (++responses === FAULT_AFTER) await fault();
       if (response.headers['x-cache'] === 'HIT') hits++;
       statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
     }
   };
-  await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
-  clearTimeout(faultAt);
-  return { responses, statuses, hits, slowest };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return { responses, statuses, hits };
 }
 
 /** Pages the writer is done with: stored, or skipped because memcached could not take them then. */
@@ -109,14 +106,12 @@ describe('memcached faults while requests flow through nginx', () => {
   };
 
   const expectAllServed = (result: Flow): void => {
-    expect(result.responses).toBeGreaterThan(100);
-    expect([...result.statuses]).toEqual([[200, result.responses]]);
-    expect(result.slowest).toBeLessThan(LATENCY_BOUND_MS);
+    expect([...result.statuses]).toEqual([[200, REQUESTS]]);
   };
 
-  it('answers every request 200 within the bound when a memcached is killed, and stores there again once it is back', async () => {
+  it('answers every request 200 while a memcached is killed, none waiting for it, and stores there again once it is back', async () => {
     const victim = site.memcached[0] as MemcachedServer;
-    const result = await flow((path) => site.request(path), paths, 2_000, () => victim.process.signal('SIGKILL'));
+    const result = await flow((path) => site.request(path), paths, () => victim.process.signal('SIGKILL'));
     expectAllServed(result);
     expect(result.hits).toBeGreaterThan(0);
     expect(victim.process.alive()).toBe(false);
@@ -125,18 +120,18 @@ describe('memcached faults while requests flow through nginx', () => {
     await storedAgainOn(victim, '/after-restart');
   });
 
-  it('answers every request 200 within the bound while a memcached is stopped (SIGSTOP: accepting, silent)', async () => {
+  it('answers every request 200 while a memcached is stopped (SIGSTOP: accepting, silent), none waiting for it', async () => {
     const victim = site.memcached[1] as MemcachedServer;
     const errorsBefore = cache.metrics.snapshot().errorsByServer[victim.address] ?? 0;
     try {
       const result = await flow(
         (path) => site.request(`${path}?stopped`),
         paths,
-        2_500,
         () => victim.process.signal('SIGSTOP'),
       );
       expectAllServed(result);
-      expect(cache.metrics.snapshot().errorsByServer[victim.address]).toBeGreaterThan(errorsBefore);
+      // The writer's own timeout (not memcached coming back) ends the stores stuck on it.
+      await eventually(() => (cache.metrics.snapshot().errorsByServer[victim.address] ?? 0) > errorsBefore, 'the stuck stores to count as errors');
     } finally {
       victim.process.signal('SIGCONT');
     }
@@ -147,16 +142,8 @@ describe('memcached faults while requests flow through nginx', () => {
 
 describe('the store is off the response path', () => {
   it('sends the whole response while the store of its page is still waiting for memcached', async () => {
-    // A memcached that takes every command and answers only when told to: a deterministic "slow".
-    const sockets: Socket[] = [];
-    let received = '';
-    const silent = createServer((socket) => {
-      sockets.push(socket);
-      socket.on('data', (chunk) => (received += chunk.toString('latin1')));
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
-    const cache = pageCache(testConfig([address], { gzip: false }), { connectTimeoutMs: 1_000, commandTimeoutMs: 4_000, logger: { warn: () => undefined } });
+    const held = await startHeldMemcached();
+    const cache = pageCache(testConfig([held.address], { gzip: false }), { connectTimeoutMs: 1_000, commandTimeoutMs: 4_000, logger: { warn: () => undefined } });
     const app = await listen((req, res) =>
       cache(req, res, () => {
         res.setHeader('Content-Type', 'text/html; charset=utf-8');
@@ -169,16 +156,15 @@ describe('the store is off the response path', () => {
       expect(response.status).toBe(200);
       expect(response.body.toString()).toBe(`${PAGE}/while-silent`);
       // ...while its store has reached memcached and waits for the answer.
-      await eventually(() => received.endsWith(`${PAGE}/while-silent\r\n`), 'the set command to arrive');
-      expect(received).toMatch(new RegExp(`^set ${cacheKey(`https://${HOST}/while-silent`)} 8 600 ${PAGE.length + 13}\r\n`));
+      await eventually(() => held.received().endsWith(`${PAGE}/while-silent\r\n`), 'the set command to arrive');
+      expect(held.received()).toMatch(new RegExp(`^set ${cacheKey(`https://${HOST}/while-silent`)} 8 600 ${PAGE.length + 13}\r\n`));
       expect(cache.metrics.snapshot()).toMatchObject({ stored: 0, errors: 0 });
-      for (const socket of sockets) socket.write('STORED\r\n');
+      held.answer('STORED\r\n');
       await eventually(() => cache.metrics.snapshot().stored === 1, 'the store to finish once memcached answers');
     } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
       await app.stop();
       await cache.close();
+      await held.stop();
     }
   });
 });
@@ -208,8 +194,8 @@ describe('memcached faults with serveFromCache and no nginx', () => {
     await server?.stop();
   });
 
-  it('answers every request 200 within the bound while its memcached is stopped, then hits again after SIGCONT', async () => {
-    const result = await flow((path) => requestTo(app.port, path), paths, 2_000, () => server.process.signal('SIGSTOP'));
+  it('answers every request 200 while its memcached is stopped, none waiting for it, then hits again after SIGCONT', async () => {
+    const result = await flow((path) => requestTo(app.port, path), paths, () => server.process.signal('SIGSTOP'));
     expectServed(result);
     expect(result.hits).toBeGreaterThan(0);
     server.process.signal('SIGCONT');
@@ -217,7 +203,6 @@ describe('memcached faults with serveFromCache and no nginx', () => {
   });
 
   const expectServed = (result: Flow): void => {
-    expect([...result.statuses]).toEqual([[200, result.responses]]);
-    expect(result.slowest).toBeLessThan(LATENCY_BOUND_MS);
+    expect([...result.statuses]).toEqual([[200, REQUESTS]]);
   };
 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
-import { parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { ConfigError, parseConfig, type SitecacheConfig } from '@sitecache/config';
 import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { freePort, memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import {
@@ -12,7 +12,7 @@ import {
   type PageStore,
   type PageStoreOptions,
 } from '../src/index.js';
-import { HOST, remainingTtl, STEADY } from './site.js';
+import { eventually, HOST, remainingTtl, startHeldMemcached, STEADY } from './site.js';
 
 const siteConfig = (memcached: string[], fields: Record<string, unknown> = {}): SitecacheConfig =>
   parseConfig({ hosts: [HOST, 'example.test'], memcached, app: ['127.0.0.1:9'], ...fields });
@@ -64,14 +64,18 @@ describe('a page store', () => {
     expect(item?.value.length).toBeLessThan(html.length / 10);
   });
 
-  it('takes the TTL from s-maxage, then max-age, then config.ttl, and an explicit ttl over all', async () => {
+  it('takes the TTL from s-maxage, then max-age, then Expires - Date, then config.ttl, and an explicit ttl over all', async () => {
     const store = open({ gzip: false, ttl: 321 });
+    const date = new Date(Math.floor(Date.now() / 1000) * 1000 - 30_000);
+    const after = (seconds: number): string => new Date(date.getTime() + seconds * 1000).toUTCString();
     const cases: [string, Parameters<PageStore['put']>[2], number][] = [
-      ['/ttl/s-maxage', { cacheControl: 'public, max-age=60, s-maxage=120' }, 120],
-      ['/ttl/max-age', { cacheControl: 'public, MAX-AGE=90' }, 90],
-      ['/ttl/config', { cacheControl: 'public' }, 321],
+      ['/ttl/s-maxage', { headers: { 'cache-control': 'public, max-age=60, s-maxage=120', expires: after(500) } }, 120],
+      ['/ttl/max-age', { headers: { 'cache-control': 'public, MAX-AGE=90', expires: after(500) } }, 90],
+      ['/ttl/expires', { headers: { 'cache-control': 'public', date: date.toUTCString(), expires: after(75) } }, 75],
+      ['/ttl/config', { headers: { 'cache-control': 'public' } }, 321],
+      ['/ttl/unreadable-expires', { headers: { expires: 'soon' } }, 321],
       ['/ttl/none', {}, 321],
-      ['/ttl/explicit', { ttl: 45, cacheControl: 's-maxage=120' }, 45],
+      ['/ttl/explicit', { ttl: 45, headers: { 'cache-control': 's-maxage=120' } }, 45],
     ];
     for (const [path, options, expected] of cases) {
       const result = await store.put(`https://${HOST}${path}`, 'x', options);
@@ -80,12 +84,15 @@ describe('a page store', () => {
       expect(ttl).toBeGreaterThanOrEqual(expected - 2);
       expect(ttl).toBeLessThanOrEqual(expected);
     }
+    // What Expires leaves is at least a second: a TTL of 0 would tell memcached "never expire".
+    const now = await store.put(`https://${HOST}/ttl/expires-now`, 'x', { headers: { date: date.toUTCString(), expires: date.toUTCString() } });
+    expect(now).toMatchObject({ stored: true, ttl: 1 });
   });
 
   it('sends a TTL above 30 days as an absolute time, so memcached keeps the page rather than dropping it', async () => {
     const store = open({ gzip: false });
     const fortyDays = 40 * 24 * 3600;
-    const result = await store.put(`https://${HOST}/long`, 'long-lived', { cacheControl: `s-maxage=${fortyDays}` });
+    const result = await store.put(`https://${HOST}/long`, 'long-lived', { headers: { 'cache-control': `s-maxage=${fortyDays}` } });
     expect(result).toMatchObject({ stored: true, ttl: fortyDays });
     expect(await memcachedGet(result.server, result.key)).not.toBeNull();
     expect(await remainingTtl(result.server, result.key)).toBeGreaterThan(fortyDays - 5);
@@ -185,6 +192,26 @@ describe('a page store', () => {
     expect(() => createPageStore(siteConfig(['127.0.0.1:1']), { retry: 1 } as PageStoreOptions)).toThrow(/"retry"/);
   });
 
+  it('takes the config as written in sitecache.config.json, a plain object, and stores there', async () => {
+    const store = createPageStore({ hosts: [HOST], memcached: servers.map((s) => s.address), app: ['127.0.0.1:9'], gzip: false }, STEADY);
+    stores.push(store);
+    const result = await store.put(`https://${HOST}/plain`, '<p>plain</p>');
+    expect(result).toMatchObject({ stored: true, ttl: 600 });
+    expect((await memcachedGet(result.server, result.key))?.value.toString()).toBe('<p>plain</p>');
+  });
+
+  it('throws ConfigError naming the field when a plain config has a bad one', () => {
+    const written = JSON.parse(`{ "hosts": ["${HOST}"], "memcached": ["127.0.0.1"], "app": ["127.0.0.1:9"] }`);
+    let error: unknown;
+    try {
+      stores.push(createPageStore(written, STEADY));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ field: 'memcached[0]', value: '127.0.0.1' });
+  });
+
   it('resolves a put with reason "closed" after close', async () => {
     const store = open();
     await store.close();
@@ -212,18 +239,24 @@ describe('a page store when memcached fails', () => {
     return [value, performance.now() - start];
   };
 
-  it('skips quickly when nothing listens, backs off, and warns once per interval', async () => {
+  it('skips without waiting for a timeout when nothing listens, backs off, and warns once per interval', async () => {
     const warnings: string[] = [];
     const address = `127.0.0.1:${await freePort()}`;
-    const store = createPageStore(siteConfig([address]), { retryIntervalMs: 300, logger: { warn: (m) => warnings.push(m) } });
+    // Timeouts far longer than a refused connection takes: a put that waited for one would show.
+    const store = createPageStore(siteConfig([address]), {
+      connectTimeoutMs: 10_000,
+      commandTimeoutMs: 10_000,
+      retryIntervalMs: 1_000,
+      logger: { warn: (m) => warnings.push(m) },
+    });
     try {
       const [first, ms] = await timed(() => store.put(`https://${HOST}/down`, 'x'));
       expect(first).toMatchObject({ stored: false, reason: 'memcached-error' });
-      expect(ms).toBeLessThan(400);
-      const [second, fast] = await timed(() => store.put(`https://${HOST}/down`, 'x'));
-      expect(second).toMatchObject({ stored: false, reason: 'server-down' });
-      expect(fast).toBeLessThan(50);
-      await new Promise((r) => setTimeout(r, 350));
+      expect(ms).toBeLessThan(10_000);
+      // Backing off: the next put does not even try (no new error), it is skipped at once.
+      expect(await store.put(`https://${HOST}/down`, 'x')).toMatchObject({ stored: false, reason: 'server-down' });
+      expect(store.metrics.snapshot().errorsByServer[address]).toBe(1);
+      await new Promise((r) => setTimeout(r, 1_100));
       expect(await store.put(`https://${HOST}/down`, 'x')).toMatchObject({ reason: 'memcached-error' });
       expect(store.metrics.snapshot().errorsByServer[address]).toBe(2);
       expect(warnings).toHaveLength(1);
@@ -238,6 +271,7 @@ describe('a page store when memcached fails', () => {
     const store = createPageStore(siteConfig([server.address], { gzip: false }), {
       commandTimeoutMs: 200,
       connectTimeoutMs: 100,
+      retryIntervalMs: 60_000,
       maxPendingPerServer: 4,
       logger: { warn: () => undefined },
     });
@@ -245,13 +279,16 @@ describe('a page store when memcached fails', () => {
       expect((await store.put(`https://${HOST}/before`, 'x')).stored).toBe(true);
       server.process.signal('SIGSTOP');
       const [results, ms] = await timed(() => Promise.all(Array.from({ length: 20 }, (_, i) => store.put(`https://${HOST}/stopped/${i}`, 'x'))));
-      // connect + command timeout + the store's 50 ms margin, plus slack for timers on a loaded machine.
-      expect(ms).toBeLessThan(100 + 200 + 50 + 300);
+      // The promised limit: connect + command timeout + the store's 50 ms margin (350 ms). Kept as a
+      // bound, at five times that for timers on a loaded machine: without the store's own race, a
+      // put would wait for memcached (SIGSTOP: for ever).
+      expect(ms).toBeLessThan(5 * (100 + 200 + 50));
       expect(results.filter((r) => !r.stored && r.reason === 'busy')).toHaveLength(16);
       expect(results.filter((r) => !r.stored && r.reason === 'memcached-error')).toHaveLength(4);
-      const [page, lookup] = await timed(() => store.get(`https://${HOST}/before`));
-      expect(page).toBeUndefined();
-      expect(lookup).toBeLessThan(50);
+      // The server is known down now: a lookup does not even ask it (no new error), it misses.
+      const errors = store.metrics.snapshot().errors;
+      expect(await store.get(`https://${HOST}/before`)).toBeUndefined();
+      expect(store.metrics.snapshot().errors).toBe(errors);
     } finally {
       server.process.signal('SIGCONT');
       await store.close();
@@ -295,5 +332,57 @@ describe('a page store when memcached fails', () => {
       await store.close();
       await server.stop();
     }
+  });
+});
+
+describe('closing a page store', () => {
+  it('lets a put in flight finish and store its page, refuses new puts as "closed", and logs no failure', async () => {
+    const held = await startHeldMemcached();
+    const warnings: string[] = [];
+    const store = createPageStore(siteConfig([held.address], { gzip: false }), { ...STEADY, logger: { warn: (m) => warnings.push(m) } });
+    try {
+      const inFlight = store.put(`https://${HOST}/in-flight`, '<p>in flight</p>');
+      await eventually(() => held.received().endsWith('<p>in flight</p>\r\n'), 'the set to reach memcached');
+      let closed = false;
+      const closing = store.close().then(() => (closed = true));
+      expect(await store.put(`https://${HOST}/late`, 'x')).toMatchObject({ stored: false, reason: 'closed' });
+      expect(held.received()).not.toContain('/late');
+      expect(closed).toBe(false);
+      held.answer('STORED\r\n');
+      expect(await inFlight).toMatchObject({ stored: true, bytes: '<p>in flight</p>'.length });
+      await closing;
+      expect(store.metrics.snapshot()).toMatchObject({ stored: 1, errors: 0, skipped: expect.objectContaining({ closed: 1, 'memcached-error': 0 }) });
+      expect(warnings).toEqual([]);
+    } finally {
+      await store.close();
+      await held.stop();
+    }
+  });
+
+  it('gives up on a put memcached does not answer within closeTimeoutMs: it resolves "closed", not as a memcached failure', async () => {
+    const held = await startHeldMemcached();
+    const warnings: string[] = [];
+    const store = createPageStore(siteConfig([held.address], { gzip: false }), {
+      ...STEADY,
+      commandTimeoutMs: 30_000,
+      closeTimeoutMs: 100,
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    try {
+      const stuck = store.put(`https://${HOST}/stuck`, '<p>stuck</p>');
+      await eventually(() => held.received().endsWith('<p>stuck</p>\r\n'), 'the set to reach memcached');
+      await store.close();
+      expect(await stuck).toMatchObject({ stored: false, reason: 'closed' });
+      expect(store.metrics.snapshot()).toMatchObject({ stored: 0, errors: 0, skipped: expect.objectContaining({ closed: 1, 'memcached-error': 0 }) });
+      expect(warnings).toEqual([expect.stringContaining('1 page')]);
+      expect(warnings.join()).not.toContain('failed');
+    } finally {
+      await store.close();
+      await held.stop();
+    }
+  });
+
+  it('validates closeTimeoutMs like the other options', () => {
+    expect(() => createPageStore(siteConfig(['127.0.0.1:1']), { closeTimeoutMs: -1 })).toThrow(/"closeTimeoutMs": expected a whole number/);
   });
 });

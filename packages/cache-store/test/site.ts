@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
 import { renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
 import { freePort, memcachedCommand, sendRaw, startMemcached, startNginx, type MemcachedServer, type NginxServer, type RawResponse } from '@sitecache/test-services';
@@ -150,4 +150,42 @@ export function testConfig(memcached: readonly string[], fields: ConfigFields = 
 /** The headers without those that differ from one response to the next (Date) or by framing. */
 export function headersWithout(headers: Readonly<Record<string, string>>, names: readonly string[]): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !names.includes(name)));
+}
+
+/** A memcached stand-in that takes connections and commands and answers only when told to. */
+export interface HeldMemcached {
+  /** `127.0.0.1:port`, for `config.memcached`. */
+  readonly address: string;
+  /** Everything the clients sent so far, as latin1 text. */
+  received(): string;
+  /** Sends `reply` (such as "STORED\r\n") on every open connection. */
+  answer(reply: string): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * A deterministic "slow" memcached: commands arrive and wait until the test answers them, so a
+ * test orders events instead of racing timers.
+ */
+export async function startHeldMemcached(): Promise<HeldMemcached> {
+  const sockets = new Set<Socket>();
+  let received = '';
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received: () => received,
+    answer(reply) {
+      for (const socket of sockets) socket.write(reply);
+    },
+    stop() {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
