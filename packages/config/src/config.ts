@@ -42,6 +42,25 @@ export interface SitecacheConfig {
    * policy never depend on it.
    */
   readonly trustedProxies: readonly string[];
+  /**
+   * Seconds a stale copy of each page outlives it (0 = off). With grace on, every stored page is
+   * also kept under its stale key for `ttl + grace`, and nginx serves that copy (`STALE`) when the
+   * app fails, times out or cannot be reached, and while another process re-renders the page.
+   */
+  readonly grace: number;
+  /** Seconds nginx waits for the app's response (`proxy_read_timeout`) before it counts as failed. */
+  readonly appTimeout: number;
+  /**
+   * Headers every hit and stale copy carries (nginx `add_header ... always`), header name to value:
+   * the headers a page needs beyond its body (Cache-Control for browsers, CSP, HSTS...). A page whose
+   * response carries other headers is not stored, so a hit never differs from the miss.
+   */
+  readonly hitHeaders: Readonly<Record<string, string>>;
+  /**
+   * An HTML file nginx sends, with the app's status, when the app fails and no stale copy exists;
+   * undefined for nginx's own short page.
+   */
+  readonly errorPage: string | undefined;
 }
 
 /**
@@ -63,6 +82,8 @@ const DEFAULTS = {
   gzip: true,
   bypassCookies: [] as string[],
   cacheHeader: 'X-Cache',
+  grace: 0,
+  appTimeout: 10,
 } as const;
 
 const FIELDS = new Set([
@@ -78,6 +99,10 @@ const FIELDS = new Set([
   'cacheHeader',
   'contentTypes',
   'trustedProxies',
+  'grace',
+  'appTimeout',
+  'hitHeaders',
+  'errorPage',
 ]);
 
 const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
@@ -86,6 +111,12 @@ const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const UNIX_SOCKET = /^unix:\/[^\s;{}"'$]+$/;
 // A media type, lowercase, with at most a charset parameter.
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(; charset=[a-z0-9._-]+)?$/;
+// Printable ASCII and spaces: an nginx string in double quotes holds it once " and \ are escaped;
+// "$" would start a variable, and nginx 1.22 has no escape for it.
+const HEADER_VALUE = /^[\x20-\x23\x25-\x7e]*$/;
+// Headers a hit gets from nginx itself (the memcached module, gzip, the generated config).
+const NGINX_HIT_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'accept-ranges', 'vary', 'date', 'server', 'connection', 'transfer-encoding']);
+const ERROR_PAGE = /^\/[^\s;{}"'$\\]*\.html?$/;
 // RFC 7230 token: what a cookie or header name may be.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -178,6 +209,39 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     }
   });
 
+  const grace = raw.grace ?? DEFAULTS.grace;
+  if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0 || grace > MAX_RELATIVE_TTL) {
+    fail('grace', `whole seconds from 0 (off) to ${MAX_RELATIVE_TTL}`, grace);
+  }
+
+  const appTimeout = raw.appTimeout ?? DEFAULTS.appTimeout;
+  if (typeof appTimeout !== 'number' || !Number.isInteger(appTimeout) || appTimeout < 1 || appTimeout > 3600) {
+    fail('appTimeout', 'whole seconds from 1 to 3600', appTimeout);
+  }
+
+  const hitHeaders = raw.hitHeaders ?? {};
+  if (typeof hitHeaders !== 'object' || hitHeaders === null || Array.isArray(hitHeaders)) {
+    fail('hitHeaders', 'an object of header names to values, such as {"Cache-Control": "public, max-age=60"}', hitHeaders);
+  }
+  const seenHeaders = new Set<string>();
+  for (const [name, value] of Object.entries(hitHeaders as Record<string, unknown>)) {
+    const lower = name.toLowerCase();
+    if (!TOKEN.test(name)) fail(`hitHeaders["${name}"]`, 'a header name', name);
+    if (NGINX_HIT_HEADERS.has(lower) || lower === (cacheHeader as string).toLowerCase()) {
+      fail(`hitHeaders["${name}"]`, `a header nginx does not set on hits itself (not ${[...NGINX_HIT_HEADERS].join(', ')} or the cacheHeader)`, name);
+    }
+    if (seenHeaders.has(lower)) fail(`hitHeaders["${name}"]`, 'each header once, whatever its case', name);
+    seenHeaders.add(lower);
+    if (typeof value !== 'string' || !HEADER_VALUE.test(value)) {
+      fail(`hitHeaders["${name}"]`, 'a header value of printable ASCII, without "$" (nginx would read a variable)', value);
+    }
+  }
+
+  const errorPage = raw.errorPage;
+  if (errorPage !== undefined && (typeof errorPage !== 'string' || !ERROR_PAGE.test(errorPage))) {
+    fail('errorPage', 'an absolute path to an .html file, without spaces, quotes, $, ; or braces', errorPage);
+  }
+
   const config: SitecacheConfig = Object.freeze({
     keyPrefix: keyPrefix as string,
     scheme: scheme as 'http' | 'https',
@@ -191,6 +255,10 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     cacheHeader: cacheHeader as string,
     contentTypes: Object.freeze({ ...(contentTypes as Record<string, string>) }),
     trustedProxies: Object.freeze(trustedProxies),
+    grace: grace as number,
+    appTimeout: appTimeout as number,
+    hitHeaders: Object.freeze({ ...(hitHeaders as Record<string, string>) }),
+    errorPage: errorPage as string | undefined,
   });
   validated.add(config);
   return config;

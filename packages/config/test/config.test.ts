@@ -21,6 +21,10 @@ describe('parseConfig', () => {
       cacheHeader: 'X-Cache',
       contentTypes: {},
       trustedProxies: [],
+      grace: 0,
+      appTimeout: 10,
+      hitHeaders: {},
+      errorPage: undefined,
     });
   });
 
@@ -65,6 +69,20 @@ describe('parseConfig', () => {
     [{ trustedProxies: ['10.0.0.0/08'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"10.0.0.0/08"'],
     [{ trustedProxies: ['fe80::1%eth0'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"fe80::1%eth0"'],
     [{ trustedProxies: ['[::1]'] }, 'trustedProxies[0]', 'an IPv4 or IPv6 address or CIDR', '"[::1]"'],
+    [{ grace: -1 }, 'grace', 'whole seconds from 0 (off) to 2592000', '-1'],
+    [{ grace: 1.5 }, 'grace', 'whole seconds from 0 (off)', '1.5'],
+    [{ appTimeout: 0 }, 'appTimeout', 'whole seconds from 1 to 3600', '0'],
+    [{ appTimeout: '10s' }, 'appTimeout', 'whole seconds from 1 to 3600', '"10s"'],
+    [{ hitHeaders: [] }, 'hitHeaders', 'an object of header names to values', '[]'],
+    [{ hitHeaders: { 'Cache Control': 'x' } }, 'hitHeaders["Cache Control"]', 'a header name', '"Cache Control"'],
+    [{ hitHeaders: { Link: '</$uri>; rel=preload' } }, 'hitHeaders["Link"]', 'a header value of printable ASCII, without "$"', '"</$uri>; rel=preload"'],
+    [{ hitHeaders: { 'X-A': 'a\nb' } }, 'hitHeaders["X-A"]', 'a header value of printable ASCII', '"a\\nb"'],
+    [{ hitHeaders: { 'X-A': 1 } }, 'hitHeaders["X-A"]', 'a header value', '1'],
+    [{ hitHeaders: { 'Content-Type': 'text/plain' } }, 'hitHeaders["Content-Type"]', 'a header nginx does not set on hits itself', '"Content-Type"'],
+    [{ hitHeaders: { 'x-cache': 'HIT' } }, 'hitHeaders["x-cache"]', 'a header nginx does not set on hits itself', '"x-cache"'],
+    [{ hitHeaders: { 'X-A': '1', 'x-a': '2' } }, 'hitHeaders["x-a"]', 'each header once, whatever its case', '"x-a"'],
+    [{ errorPage: 'errors/500.html' }, 'errorPage', 'an absolute path to an .html file', '"errors/500.html"'],
+    [{ errorPage: '/srv/error page.html' }, 'errorPage', 'an absolute path to an .html file', '"/srv/error page.html"'],
   ])('refuses %j naming the field, what it expected and what it got', (patch, field, expected, got) => {
     const attempt = () => parseConfig({ ...minimal, ...patch }, 'site.json');
     expect(attempt).toThrow(ConfigError);
@@ -85,6 +103,16 @@ describe('parseConfig', () => {
   it('reads trustedProxies: IPv4 and IPv6 addresses and CIDRs, as written', () => {
     const proxies = ['127.0.0.1', '10.0.0.0/8', '::1', '2001:db8::/32', '::ffff:192.0.2.0/120'];
     expect(parseConfig({ ...minimal, trustedProxies: proxies }).trustedProxies).toEqual(proxies);
+  });
+
+  it('reads grace, appTimeout, hitHeaders and errorPage as written', () => {
+    const hitHeaders = {
+      'Cache-Control': 'public, max-age=60',
+      'Content-Security-Policy': "default-src 'self'",
+      Link: '</app.css>; rel=preload; as="style"',
+    };
+    const config = parseConfig({ ...minimal, grace: 86400, appTimeout: 3, hitHeaders, errorPage: '/srv/www/502.html' });
+    expect(config).toMatchObject({ grace: 86400, appTimeout: 3, hitHeaders, errorPage: '/srv/www/502.html' });
   });
 
   it('accepts a prefix nginx can hold literally inside its key expression', () => {
