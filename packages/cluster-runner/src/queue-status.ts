@@ -62,11 +62,16 @@ const RATE_SAMPLE = 200;
 /** Reads the status of job `name` on the queue; throws QueueUnreachableError or QueueJobNotFoundError. */
 export async function readQueueStatus(target: Pick<QueueSettings, 'url' | 'address' | 'name'>): Promise<QueueStatus> {
   const redis = await connectChecked(target);
+  let job: Awaited<ReturnType<typeof readQueuedJob>>;
+  try {
+    job = await readQueuedJob(redis, target.name);
+  } finally {
+    redis.disconnect();
+  }
+  if (job === null) throw new QueueJobNotFoundError(target.name, target.address);
   const jobs: ClusterQueue = new Queue(target.name, { connection: { url: target.url }, prefix: QUEUE_PREFIX });
   jobs.on('error', () => undefined);
   try {
-    const job = await readQueuedJob(redis, target.name);
-    if (job === null) throw new QueueJobNotFoundError(target.name, target.address);
     const counts = await jobs.getJobCounts('completed', 'waiting', 'prioritized', 'delayed');
     const now = Date.now();
     const running = (await jobs.getActive(0, -1))
@@ -124,7 +129,6 @@ export async function readQueueStatus(target: Pick<QueueSettings, 'url' | 'addre
     };
   } finally {
     await jobs.close().catch(() => undefined);
-    redis.disconnect();
   }
 }
 

@@ -151,7 +151,7 @@ describe('refusals (exit 2, nothing enqueued)', () => {
     const command = JSON.stringify([process.execPath, fixture('queue-child.mjs'), '{}']);
     expect(other.stderr).toBe(
       `cluster-run: Job "changed" on ${redis.url} was enqueued as 2 clusters of ${command}, but this run is 3 clusters of ${command}. ` +
-        'Rerun with the same clusters and command to work on it, pass --fresh to replace it, or choose another --name.\n',
+        'Rerun with the same clusters and command to work on it, pass --fresh to replace it, or choose another --name.',
     );
     expect(readQueueStamps(stamps).filter((stamp) => stamp.what === 'start')).toHaveLength(2);
 
@@ -164,14 +164,14 @@ describe('refusals (exit 2, nothing enqueued)', () => {
   it('--log with --queue: the queue is the log', async () => {
     const result = await cli(['--clusters', '3', '--queue', redis.url, '--name', 'both', '--log', join(dir.path, 'job.log'), '--', 'true']);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toBe('cluster-run: Invalid --log: expected no log with --queue: the queue is the log, got "' + join(dir.path, 'job.log') + '"\n');
+    expect(result.stderr).toBe('cluster-run: Invalid --log: expected no log with --queue: the queue is the log, got "' + join(dir.path, 'job.log') + '"');
     expect(existsSync(join(dir.path, 'job.log'))).toBe(false);
   });
 
   it('status of a job the queue does not hold', async () => {
     const result = await cli(['status', '--queue', redis.url, '--name', 'unknown']);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toBe(`cluster-run: No job "unknown" on ${redis.url}: nothing was enqueued under that --name.\n`);
+    expect(result.stderr).toBe(`cluster-run: No job "unknown" on ${redis.url}: nothing was enqueued under that --name.`);
   });
 });
 

@@ -1,0 +1,110 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRedis, type RedisServer, type TempDir } from '@sitecache/test-services';
+import { alive, cli, fixture, jobFolder, overlaps, readQueueStamps, waitFor, type QueueStamp } from './helpers.js';
+
+// Queue mode under faults: a machine's runner killed with SIGKILL mid-run, again and again, and
+// Redis restarted mid-run. Several runners stand for machines: separate processes, each with its
+// own --host and --output-dir, on one real redis-server with its append-only file on.
+
+let redis: RedisServer;
+let dir: TempDir;
+let stamps: string;
+
+beforeAll(async () => {
+  redis = await startRedis({ appendOnly: true });
+}, 30_000);
+afterAll(() => redis?.stop());
+beforeEach(async () => ({ dir, stamps } = await jobFolder('cluster-runner-queue-crash')));
+afterEach(() => dir.remove());
+
+/** A short lock keeps the test quick: a dead runner's clusters are taken up about 2.7 s after it died. */
+const LOCK = '2s';
+
+function runner(name: string, host: string, clusters: number, env: Record<string, string>) {
+  const args = [
+    '--clusters', String(clusters), '--jobs', '3', '--queue', redis.url, '--name', name, '--host', host,
+    '--output-dir', join(dir.path, host), '--lock-duration', LOCK, '--json',
+    '--', process.execPath, fixture('queue-child.mjs'), '{}',
+  ];
+  return cli(args, { env: { STAMPS: stamps, ...env } });
+}
+
+/** Clusters each cluster's ok end, from the stamps. */
+function doneClusters(all: readonly QueueStamp[]): number[] {
+  return [...new Set(all.filter((stamp) => stamp.what === 'end' && stamp.result === 'ok').map((stamp) => stamp.cluster))].sort((a, b) => a - b);
+}
+
+/** The processes of clusters `host` started that have not ended: what ran there when its runner died. */
+function inFlight(host: string): QueueStamp[] {
+  const open = new Map<number, QueueStamp>();
+  for (const stamp of readQueueStamps(stamps)) {
+    if (stamp.host !== host) continue;
+    if (stamp.what === 'start') open.set(stamp.pid, stamp);
+    else if (stamp.what === 'end') open.delete(stamp.pid);
+  }
+  return [...open.values()];
+}
+
+describe('a runner killed with SIGKILL, on one of three machines', () => {
+  it('5 kills at random moments: every cluster done, never two copies at once, reruns bounded by what ran at the kills', async () => {
+    const clusters = 300;
+    const env = { SLEEP_MS: '50-250' };
+    const steady = [runner('kills', 'm1', clusters, env), runner('kills', 'm2', clusters, env)];
+    let rerunsAllowed = 0;
+    for (let kill = 1; kill <= 5; kill += 1) {
+      const victim = runner('kills', 'm3', clusters, env);
+      let exited = false;
+      void victim.then(() => (exited = true));
+      // A random moment that is mid-run whatever the machine's load: once this runner has started
+      // 1 to 6 clusters of its own.
+      const startsBefore = readQueueStamps(stamps).filter((stamp) => stamp.host === 'm3' && stamp.what === 'start').length;
+      const wanted = startsBefore + 1 + Math.floor(Math.random() * 6);
+      await waitFor(() => exited || readQueueStamps(stamps).filter((stamp) => stamp.host === 'm3' && stamp.what === 'start').length >= wanted, 60_000, 'm3 to start clusters');
+      expect(exited).toBe(false);
+      victim.kill('SIGKILL');
+      expect((await victim).signal).toBe('SIGKILL');
+      // Its clusters die with it (their launcher kills them when its pipe to the runner closes),
+      // long before their locks expire and another machine takes them up.
+      const orphans = inFlight('m3');
+      await waitFor(() => orphans.every((stamp) => !alive(stamp.pid)), 5_000, 'the killed runner\'s clusters to die');
+      for (const stamp of orphans) appendFileSync(stamps, `dead ${stamp.cluster} ${stamp.attempt} ${stamp.pid} m3\n`);
+      rerunsAllowed += orphans.length;
+    }
+    const last = runner('kills', 'm3', clusters, env);
+    const results = await Promise.all([...steady, last]);
+    for (const result of results) {
+      expect(result.exitCode).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, done: clusters, failed: 0 });
+    }
+
+    const all = readQueueStamps(stamps);
+    expect(overlaps(all)).toEqual([]);
+    expect(doneClusters(all)).toEqual(Array.from({ length: clusters }, (_, i) => i + 1));
+    const starts = all.filter((stamp) => stamp.what === 'start').length;
+    // Only the clusters running on the killed machine ran again.
+    expect(starts - clusters).toBeLessThanOrEqual(rerunsAllowed);
+    expect(rerunsAllowed).toBeGreaterThan(0);
+  }, 150_000);
+});
+
+describe('Redis restarted mid-run', () => {
+  it('with its append-only file on: the run completes and nothing is lost', async () => {
+    const clusters = 120;
+    const env = { SLEEP_MS: '50-150' };
+    const runs = [runner('restart', 'm1', clusters, env), runner('restart', 'm2', clusters, env)];
+    await waitFor(() => doneClusters(readQueueStamps(stamps)).length >= 30, 60_000, '30 clusters to be done');
+    await redis.restart();
+    const results = await Promise.all(runs);
+    for (const result of results) {
+      expect(result.exitCode).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, done: clusters, failed: 0 });
+    }
+    const all = readQueueStamps(stamps);
+    expect(overlaps(all)).toEqual([]);
+    expect(doneClusters(all)).toEqual(Array.from({ length: clusters }, (_, i) => i + 1));
+    const status = await cli(['status', '--queue', redis.url, '--name', 'restart', '--json']);
+    expect(JSON.parse(status.stdout)).toMatchObject({ clusters, done: clusters, running: [], waiting: 0, failed: [] });
+  }, 120_000);
+});
