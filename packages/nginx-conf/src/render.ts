@@ -207,6 +207,9 @@ function cachedLocation(config: SitecacheConfig, opts: ResolvedOptions, type: st
           'error_page 404 502 504 = @app;',
           '# 405: a method memcached cannot answer. 418: the bypass below. The app answers as it is.',
           'error_page 405 418 = @app_bypass;',
+          "# A miss may meet a second error_page (the app's failure) and a third (no stale copy); without",
+          '# this, the first one taken here would be the last.',
+          'recursive_error_pages on;',
         ]
       : [
           '# 404: a miss. 405: a method memcached cannot answer. 502/504: memcached down or slow.',
