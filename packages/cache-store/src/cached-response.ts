@@ -15,8 +15,9 @@ export interface CachedResponse {
 
 /**
  * The headers and body nginx's cached location sends for this stored page: its types{} and
- * charset lines, the hit header, and for a gzip value either the bytes with Content-Encoding
- * or (gunzip on) the inflated page for a client that does not take gzip.
+ * charset lines, `config.hitHeaders`, the cache header (`HIT`, or `STALE` for the stale copy), and
+ * for a gzip value either the bytes with Content-Encoding or (gunzip on) the inflated page for a
+ * client that does not take gzip.
  * @throws when a gzip value does not inflate (the caller lets the app answer).
  */
 export async function cachedResponse(
@@ -25,8 +26,10 @@ export async function cachedResponse(
   config: SitecacheConfig,
   /** The type the location of this URL serves (see servedContentType). */
   contentType = HTML_TYPE,
+  label: 'HIT' | 'STALE' = 'HIT',
 ): Promise<CachedResponse> {
   const headers: Record<string, string> = { 'content-type': contentType };
+  for (const [name, value] of Object.entries(config.hitHeaders)) headers[name.toLowerCase()] = value;
   let body = page.body;
   if (page.gzip && acceptsGzip(req)) {
     headers['content-encoding'] = 'gzip';
@@ -37,7 +40,7 @@ export async function cachedResponse(
   if (!page.gzip || headers['content-encoding'] === 'gzip') headers['accept-ranges'] = 'bytes';
   headers['content-length'] = String(body.length);
   if (config.gzip) headers.vary = 'Accept-Encoding';
-  headers[config.cacheHeader.toLowerCase()] = 'HIT';
+  headers[config.cacheHeader.toLowerCase()] = label;
   return { headers, body };
 }
 

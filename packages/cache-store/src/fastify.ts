@@ -6,7 +6,6 @@ import { BodyCapture } from './body-capture.js';
 import type { PageCacheMetrics } from './metrics.js';
 import { LOOKUP_FAILED, PageCache, type Admission, type PageCacheOptions, type RouteRule } from './page-cache.js';
 import type { PageStore } from './page-store.js';
-import type { Flight } from './single-flight.js';
 
 export interface FastifyPageCacheOptions extends PageCacheOptions {
   /**
@@ -35,15 +34,15 @@ declare module 'fastify' {
 
 interface RequestState {
   readonly admission: Admission;
-  flight?: Flight;
   body?: BodyCapture;
-  /** The response came from the cache or a concurrent render: nothing to capture. */
+  /** The response came from the cache, a concurrent render or a stale copy: nothing to capture. */
   served: boolean;
 }
 
 /**
- * The page cache as a Fastify plugin. Its hooks: onRequest answers hits (serveFromCache) and
- * followers of a concurrent render; onSend copies the body; the raw response's finish stores it.
+ * The page cache as a Fastify plugin. Its hooks: onRequest answers hits (serveFromCache),
+ * followers of a concurrent render and, while another process renders, the stale copy; onSend
+ * copies the body; the raw response's finish stores it.
  * It applies to the whole instance it is registered on. The store closes with the instance.
  */
 export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = Object.assign(
@@ -82,15 +81,14 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
         cache.refuse(admission.refusal);
         return undefined;
       }
-      const shared = await cache.join(admission);
-      if (shared) return reply.code(shared.status).headers(shared.headers).send(shared.body);
+      const outcome = await cache.miss(admission, request.raw);
+      if ('send' in outcome) return reply.code(outcome.send.status).headers(outcome.send.headers).send(outcome.send.body);
       state.served = false;
-      state.flight = cache.lead(admission);
       state.body = new BodyCapture(cache.maxBodyBytes);
       let finished = false;
       reply.raw.once('finish', () => {
         finished = true;
-        cache.finish(admission, state.flight, {
+        cache.finish(admission, outcome.render, {
           finished: true,
           status: reply.statusCode,
           headers: reply.getHeaders() as OutgoingHttpHeaders,
@@ -98,7 +96,7 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
         });
       });
       reply.raw.once('close', () => {
-        if (!finished) cache.finish(admission, state.flight, { finished: false, status: reply.statusCode, headers: {}, body: undefined });
+        if (!finished) cache.finish(admission, outcome.render, { finished: false, status: reply.statusCode, headers: {}, body: undefined });
       });
       return undefined;
     };

@@ -3,9 +3,9 @@ import type { SitecacheConfigInput } from '@sitecache/config';
 import { BodyCapture } from './body-capture.js';
 import type { CachedResponse } from './cached-response.js';
 import type { PageCacheMetrics } from './metrics.js';
-import { LOOKUP_FAILED, PageCache, type Admission, type AdmittedRequest, type PageCacheOptions } from './page-cache.js';
+import { LOOKUP_FAILED, PageCache, type Admission, type AdmittedRequest, type PageCacheOptions, type Render } from './page-cache.js';
 import type { PageStore } from './page-store.js';
-import type { Flight, SharedResponse } from './single-flight.js';
+import type { SharedResponse } from './single-flight.js';
 
 /** Connect's `next`: called with no argument to hand the request on. */
 export type NextFunction = (error?: unknown) => void;
@@ -60,9 +60,9 @@ async function handle(cache: PageCache, req: AdmittedRequest, res: ServerRespons
     cache.refuse(admission.refusal);
     return pass();
   }
-  const shared = await cache.join(admission);
-  if (shared) return sendShared(res, shared);
-  capture(cache, admission, cache.lead(admission), res);
+  const outcome = await cache.miss(admission, req);
+  if ('send' in outcome) return sendShared(res, outcome.send);
+  capture(cache, admission, outcome.render, res);
   pass();
 }
 
@@ -80,7 +80,7 @@ function sendShared(res: ServerResponse, shared: SharedResponse): void {
 type Writer = (...args: unknown[]) => unknown;
 
 /** Wraps write and end to keep a copy of the body, and hands the finished response to the cache. */
-function capture(cache: PageCache, admission: Admission, flight: Flight | undefined, res: ServerResponse): void {
+function capture(cache: PageCache, admission: Admission, render: Render, res: ServerResponse): void {
   const body = new BodyCapture(cache.maxBodyBytes);
   const target = res as unknown as { write: Writer; end: Writer };
   const write = target.write;
@@ -103,7 +103,7 @@ function capture(cache: PageCache, admission: Admission, flight: Flight | undefi
     done = true;
     target.write = write;
     target.end = end;
-    cache.finish(admission, flight, {
+    cache.finish(admission, render, {
       finished,
       status: res.statusCode,
       headers: res.getHeaders(),

@@ -5,9 +5,9 @@ import { servedContentType } from '@sitecache/nginx-model';
 import { cachedResponse, type CachedResponse } from './cached-response.js';
 import { CacheStoreOptionError } from './errors.js';
 import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
-import { createPageStore, internalsOf, type PageStore, type PageStoreOptions } from './page-store.js';
-import { pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
-import { SingleFlight, type Flight, type SharedResponse } from './single-flight.js';
+import { createPageStore, internalsOf, type Claim, type PageStore, type PageStoreInternals, type PageStoreOptions } from './page-store.js';
+import { headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
+import { SingleFlight, type Flight, type FlightAnswer, type SharedResponse } from './single-flight.js';
 import type { WarningLog } from './warnings.js';
 
 /** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
@@ -21,9 +21,15 @@ export interface PageCacheOptions extends PageStoreOptions {
   store?: PageStore;
   /** Answer hits from memcached in the app, as nginx would (for development or without nginx). Default false. */
   serveFromCache?: boolean;
-  /** Let concurrent misses for one page render once. Default true. */
+  /**
+   * Let concurrent misses for one page render once: in this process, and across processes through
+   * a render lock in memcached, while the others answer with the stale copy. Default true.
+   */
   singleFlight?: boolean;
-  /** How long a request waits for a concurrent render of its page before rendering itself, in ms. Default 1000. */
+  /**
+   * How long a request waits for a concurrent render of its page (in this process, or in another
+   * when there is no stale copy to answer with) before rendering itself, in ms. Default 1000.
+   */
   singleFlightWaitMs?: number;
   /**
    * The rule for a request's route, or undefined for the defaults. Called once per request; a rule
@@ -48,6 +54,15 @@ export interface Admission {
 /** The request as an adapter hands it over: Node's IncomingMessage, with Express's originalUrl if any. */
 export type AdmittedRequest = IncomingMessage & { originalUrl?: string };
 
+/** A miss this request renders: the in-process flight it leads, and its claim on the page in memcached. */
+export interface Render {
+  readonly flight: Flight | undefined;
+  readonly claim: Claim | undefined;
+}
+
+/** What becomes of a miss: another render's answer to send, or a render of its own. */
+export type MissOutcome = { readonly send: SharedResponse } | { readonly render: Render };
+
 /** What a finished (or abandoned) response looked like. */
 export interface FinishedResponse {
   readonly finished: boolean;
@@ -70,6 +85,7 @@ export class PageCache {
   readonly metrics: PageCacheMetrics;
   readonly maxBodyBytes: number;
   private readonly recorder: MetricsRecorder;
+  private readonly internals: PageStoreInternals;
   private readonly policy: RequestPolicy;
   private readonly flights = new SingleFlight();
   private readonly serveFromCache: boolean;
@@ -89,6 +105,7 @@ export class PageCache {
     if (this.store.config !== config && JSON.stringify(this.store.config) !== JSON.stringify(config)) {
       throw new CacheStoreOptionError('store', 'a store made from the same config', 'a store of another config');
     }
+    this.internals = internals;
     this.recorder = internals.metrics;
     this.metrics = internals.metrics;
     this.warnings = internals.warnings;
@@ -185,26 +202,86 @@ export class PageCache {
     this.recorder.recordSkipped(reason);
   }
 
-  /** The leader's response when a render of the same page is under way and shareable. */
-  async join(admission: Admission): Promise<SharedResponse | undefined> {
-    if (!this.singleFlight || admission.key === undefined || admission.refusal !== undefined) return undefined;
-    const waiting = this.flights.join(admission.key, this.waitMs);
-    const shared = waiting && (await waiting);
-    if (shared) this.recorder.recordJoin();
-    return shared;
+  /**
+   * Who renders this miss. In this process the first request for a page leads and the others
+   * wait for its answer. The leader claims the page in memcached (an `add` of its render lock, and
+   * a read of its purge marker, in one round trip): with the lock, or when memcached cannot say,
+   * it renders. Without it, another process renders now, and the leader answers with the stale
+   * copy (`STALE`) when there is one, else waits up to singleFlightWaitMs for the page (a `HIT`),
+   * else renders too. Never throws: a lookup that fails makes this request render.
+   */
+  async miss(admission: Admission, req: { headers: IncomingHttpHeaders; httpVersion?: string }): Promise<MissOutcome> {
+    const key = admission.key;
+    if (key === undefined || admission.refusal !== undefined) return { render: { flight: undefined, claim: undefined } };
+    if (!this.singleFlight) return { render: { flight: undefined, claim: await this.internals.claim(key, false) } };
+    const waiting = this.flights.join(key, this.waitMs);
+    if (waiting) {
+      const answer = await waiting;
+      const send = answer && (await this.answerFor(answer, admission, req));
+      if (send) {
+        this.recorder.recordJoin();
+        return { send };
+      }
+    }
+    const flight = this.flights.lead(key);
+    // A follower whose leader gave up renders too: it reads the purge marker, but takes no lock.
+    const claim = await this.internals.claim(key, flight !== undefined);
+    if (!flight || claim.lock !== 'held') return { render: { flight, claim } };
+
+    const stale = this.config.grace > 0 ? await this.store.get(admission.page, { stale: true }) : undefined;
+    if (stale) {
+      const answer: FlightAnswer = { stored: stale, label: 'STALE' };
+      const send = await this.answerFor(answer, admission, req);
+      if (send) {
+        flight.meanwhile(answer);
+        // The flight lasts while the other process renders, so later requests here take the stale
+        // copy without another add.
+        void this.internals.awaitPage(admission.page, this.waitMs).then(
+          (page) => flight.settle(typeof page === 'object' ? { stored: page, label: 'HIT' } : undefined),
+          () => flight.settle(undefined),
+        );
+        return { send };
+      }
+    }
+    const page = await this.internals.awaitPage(admission.page, this.waitMs);
+    if (typeof page === 'object') {
+      const answer: FlightAnswer = { stored: page, label: 'HIT' };
+      const send = await this.answerFor(answer, admission, req);
+      if (send) {
+        flight.settle(answer);
+        return { send };
+      }
+    }
+    // The other render was refused, is slower than we wait, or its page cannot be read: render.
+    return { render: { flight, claim } };
   }
 
-  /** Makes this request the leader for its page, unless another one leads already. */
-  lead(admission: Admission): Flight | undefined {
-    if (!this.singleFlight || admission.key === undefined || admission.refusal !== undefined) return undefined;
-    return this.flights.lead(admission.key);
+  /** A follower's response: the leader's own, or a copy from memcached as nginx would send it. */
+  private async answerFor(
+    answer: FlightAnswer,
+    admission: Admission,
+    req: { headers: IncomingHttpHeaders; httpVersion?: string },
+  ): Promise<SharedResponse | undefined> {
+    if (!('stored' in answer)) return answer;
+    try {
+      const type = servedContentType(this.config.contentTypes, admission.page.url ?? '/');
+      const { headers, body } = await cachedResponse(req, answer.stored, this.config, type, answer.label);
+      return { status: 200, headers, body };
+    } catch (error) {
+      this.warn('reading a copy from memcached', error);
+      return undefined;
+    }
   }
 
   /**
    * After the response went out: applies the response policy, hands a shareable page to the
-   * followers, and stores it off the response path. Never throws.
+   * followers, and stores it off the response path; then lets go of the render lock. Never throws.
    */
-  finish(admission: Admission, flight: Flight | undefined, response: FinishedResponse): void {
+  finish(admission: Admission, render: Render, response: FinishedResponse): void {
+    const { flight, claim } = render;
+    const release = (): void => {
+      if (claim?.lock === 'taken' && admission.key !== undefined) void this.internals.release(admission.key);
+    };
     let ttl: number;
     try {
       const now = Date.now();
@@ -212,27 +289,41 @@ export class PageCache {
       let refusal: SkipReason | undefined;
       if (!response.finished) refusal = 'aborted';
       else if (servedType === undefined) refusal = 'invalid-request';
-      else refusal = responseRefusal(response, now, servedType) ?? (response.body ? undefined : 'too-large');
+      else refusal = responseRefusal(response, now, servedType, this.config) ?? (response.body ? undefined : 'too-large');
       if (refusal !== undefined) {
         this.recorder.recordSkipped(refusal);
+        if (refusal === 'headers') this.warnHeaders(response.headers);
         flight?.settle(undefined);
+        release();
         return;
       }
       ttl = pageTtl(response.headers, this.config.ttl, admission.ttl, now);
     } catch (error) {
       this.fail('reading the response', error);
       flight?.settle(undefined);
+      release();
       return;
     }
     const body = response.body as Buffer;
     flight?.settle({ status: response.status, headers: shareable(response.headers), body });
-    setImmediate(() => void this.put(admission.page, body, ttl));
+    setImmediate(() => void this.put(admission.page, body, ttl, claim).finally(release));
+  }
+
+  /** Names the first header that kept a page out, once per header name per interval. */
+  private warnHeaders(headers: OutgoingHttpHeaders): void {
+    const [difference] = headerDifferences(headers, this.config);
+    if (!difference) return;
+    const wanted = difference.hit === undefined ? 'is not in config.hitHeaders' : `is "${difference.hit}" in config.hitHeaders`;
+    this.warnings.warn(
+      `headers: ${difference.name}`,
+      `sitecache: pages with the header ${difference.name}: ${difference.miss} are not stored (reason "headers"): it ${wanted}, and nginx's hits carry only those`,
+    );
   }
 
   /** Stores off the response path. put rejects for bad input only: anything else is sitecache's fault. */
-  private async put(page: RequestLike, body: Buffer, ttl: number): Promise<void> {
+  private async put(page: RequestLike, body: Buffer, ttl: number, claim: Claim | undefined): Promise<void> {
     try {
-      await this.store.put(page, body, { ttl });
+      await this.internals.putClaimed(page, body, { ttl }, claim?.mark);
     } catch (error) {
       this.fail('storing the page', error);
     }

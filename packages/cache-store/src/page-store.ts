@@ -1,9 +1,10 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { cacheKey, requestKey, type RequestLike } from '@sitecache/cache-key';
 import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
-import { createHashRing, GZIP_FLAG, memcachedExptime, type HashRing } from '@sitecache/nginx-model';
+import { createHashRing, GZIP_FLAG, memcachedExptime, staleKeyConfig, type HashRing } from '@sitecache/nginx-model';
 import { MemcacheClient } from 'memcache-client';
 import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
 import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
@@ -50,7 +51,15 @@ export interface PutOptions {
 
 /** What became of one `put`. */
 export type PutResult =
-  | { readonly stored: true; readonly key: string; readonly server: string; readonly bytes: number; readonly ttl: number }
+  | {
+      readonly stored: true;
+      readonly key: string;
+      readonly server: string;
+      readonly bytes: number;
+      readonly ttl: number;
+      /** With `config.grace`: whether the stale copy (`ttl + grace` seconds) was stored too. */
+      readonly stale?: boolean;
+    }
   | { readonly stored: false; readonly key: string; readonly server: string; readonly reason: SkipReason };
 
 /** A page as memcached holds it. */
@@ -63,11 +72,21 @@ export interface StoredPage {
   readonly gzip: boolean;
 }
 
+/** How `purge` removes a page. */
+export interface PurgeOptions {
+  /**
+   * Remove the fresh copy only and keep the stale one (`config.grace`): the next visitor's request
+   * renders the page once while the others are answered with the stale copy. Default false: both go.
+   */
+  soft?: boolean;
+}
+
 /** What became of one page in a purge. */
 export interface PurgedPage {
   readonly url: string;
   readonly key: string;
   readonly server: string;
+  /** `purged` when a copy was deleted, `not-cached` when there was none, `failed` when a command failed. */
   readonly result: 'purged' | 'not-cached' | 'failed';
   /** Why it failed, when it did. */
   readonly error?: string;
@@ -109,13 +128,17 @@ export interface PageStore {
    * @throws (rejects) PageAddressError, InvalidHostError, CacheStoreOptionError for bad input.
    */
   put(page: PageAddress, body: string | Uint8Array, options?: PutOptions): Promise<PutResult>;
-  /** The page as stored, or undefined on a miss or when memcached cannot answer in time. */
-  get(page: PageAddress): Promise<StoredPage | undefined>;
   /**
-   * Deletes pages. A path ("/a?b") names that page under every host in `config.hosts`; an
-   * absolute URL names one page.
+   * The page as stored (with `stale`, its stale copy), or undefined on a miss or when memcached
+   * cannot answer in time.
    */
-  purge(pages: PageAddress | Iterable<PageAddress>): Promise<PurgedPage[]>;
+  get(page: PageAddress, options?: { stale?: boolean }): Promise<StoredPage | undefined>;
+  /**
+   * Deletes pages, and their stale copies unless `soft`. First it writes each page's purge marker,
+   * so that a render that began before the purge is never stored after it. A path ("/a?b") names
+   * that page under every host in `config.hosts`; an absolute URL names one page.
+   */
+  purge(pages: PageAddress | Iterable<PageAddress>, options?: PurgeOptions): Promise<PurgedPage[]>;
   /** Empties every server of `config.memcached` (memcached's flush_all): every site sharing them too. */
   purgeAll(): Promise<ServerResult[]>;
   /** Each server's hits, misses, items, evictions and bytes. */
@@ -128,17 +151,52 @@ export interface PageStore {
   close(): Promise<void>;
 }
 
+/**
+ * A page's purge marker as a render saw it when it was admitted: a put compares it with the marker
+ * after writing, and takes back what it wrote when they differ (see `MemcachedPageStore.write`).
+ */
+export interface PurgeMark {
+  /** The marker's value then; null when the page had none. */
+  readonly value: string | null;
+  /** When it was read (ms): a mark older than the marker's life proves nothing. */
+  readonly readAt: number;
+}
+
+/** What `claim` found on the page's server. */
+export interface Claim {
+  /** `taken`: this process renders; `held`: another does; `unknown`: memcached could not say (render). */
+  readonly lock: 'taken' | 'held' | 'unknown';
+  /** The purge marker then, or undefined when it could not be read (the put reads it itself). */
+  readonly mark: PurgeMark | undefined;
+}
+
 /** What the middleware needs of its store besides PageStore: only a store made by createPageStore has it. */
 export interface PageStoreInternals {
   readonly metrics: MetricsRecorder;
   /** The store's logger, rate-limited by its logIntervalMs. */
   readonly warnings: WarningLog;
+  /**
+   * Takes the page's render lock (an `add`, when `lock`) and reads its purge marker, both on the
+   * page's server and in parallel: one round trip before a render. Never rejects.
+   */
+  claim(key: string, lock: boolean): Promise<Claim>;
+  /**
+   * Polls the page's server until the page is stored (resolves it), its render lock is gone
+   * without a page (`released`: the renderer did not store it), or `waitMs` passed (undefined).
+   */
+  awaitPage(page: PageAddress, waitMs: number): Promise<StoredPage | 'released' | undefined>;
+  /** Deletes the page's render lock. Never rejects. */
+  release(key: string): Promise<void>;
+  /** `put`, checked against the purge marker as the render's claim saw it. */
+  putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | undefined): Promise<PutResult>;
 }
 
 /** The internals of a store made by createPageStore (or of an object made from one), else undefined. */
 export function internalsOf(store: PageStore): PageStoreInternals | undefined {
-  const { metrics, warnings } = store as unknown as Partial<PageStoreInternals>;
-  return typeof metrics?.recordSkipped === 'function' && typeof warnings?.warn === 'function' ? { metrics, warnings } : undefined;
+  const internals = store as unknown as Partial<PageStoreInternals>;
+  return typeof internals.metrics?.recordSkipped === 'function' && typeof internals.warnings?.warn === 'function' && typeof internals.claim === 'function'
+    ? (internals as PageStoreInternals)
+    : undefined;
 }
 
 const DEFAULTS = {
@@ -159,6 +217,21 @@ const BINARY_FLAG = 8;
 // memcached stores a header, the key and the value's CRLF in the same item: measured on 1.6.
 const ITEM_OVERHEAD = 64;
 const PURGE_CONCURRENCY = 16;
+/**
+ * The render lock and the purge marker sit beside the page: its key with a suffix (page keys are
+ * bare md5 hex, so nginx never looks either up), on the page's own server, found by the page's
+ * key rather than their own, so one server answers for the page, its lock and its marker.
+ */
+const LOCK_SUFFIX = '.lock';
+const MARK_SUFFIX = '.purged';
+/**
+ * Seconds a purge marker outlives its purge, past `config.appTimeout`: a render is checked
+ * against it when it is stored, so it must outlive any render that could still be stored; a put
+ * whose claim is older than the marker lives, less this margin, is refused as "purged".
+ */
+const MARK_MARGIN = 60;
+/** How often a request waiting for another process's render asks memcached for the page. */
+const POLL_MS = 25;
 
 /**
  * The writer: one memcache-client per server of `config.memcached` (the client does not shard),
@@ -354,15 +427,38 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     return this.ring.serverFor(key);
   }
 
+  /** The key of the page's stale copy: the page's template with the stale marker before the prefix. */
+  private staleKeyFor(page: PageAddress): string {
+    const config = staleKeyConfig(this.config);
+    return typeof page === 'string' ? cacheKey(page, config) : requestKey(page, config);
+  }
+
+  /** Seconds a purge marker lives. */
+  private get markTtl(): number {
+    return this.config.appTimeout + MARK_MARGIN;
+  }
+
   put(page: PageAddress, body: string | Uint8Array, options: PutOptions = {}): Promise<PutResult> {
-    const writing = this.write(page, body, options);
+    return this.putClaimed(page, body, options, undefined);
+  }
+
+  putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | undefined): Promise<PutResult> {
+    const writing = this.write(page, body, options, mark);
     this.writing.add(writing);
     const done = (): void => void this.writing.delete(writing);
     writing.then(done, done);
     return writing;
   }
 
-  private async write(page: PageAddress, body: string | Uint8Array, options: PutOptions): Promise<PutResult> {
+  /**
+   * Writes the page, and with grace its stale copy (each to the server nginx reads that key from),
+   * then reads the page's purge marker: if it changed since the render's claim (or, for a plain put,
+   * since just before the write), a purge came in meanwhile and the copies just written are deleted.
+   * A purge writes its marker before it deletes, so whichever order the two meet in, the page that
+   * was rendered before the purge does not survive it. The marker holds a random token, not a
+   * time, so no two clocks need to agree.
+   */
+  private async write(page: PageAddress, body: string | Uint8Array, options: PutOptions, claimed: PurgeMark | undefined): Promise<PutResult> {
     const key = this.keyFor(page);
     const server = this.ring.serverFor(key);
     const ttl = pageTtl(options.headers ? lowercaseNames(options.headers) : {}, this.config.ttl, options.ttl);
@@ -378,18 +474,51 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const rawLength = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.length;
     const limit = this.options.maxItemBytes - key.length - ITEM_OVERHEAD;
     if (rawLength > (this.config.gzip ? this.options.maxItemBytes : limit)) return skip('too-large');
-
     const slot = this.slots.get(server) as ServerSlot;
+
+    let mark = claimed;
+    if (mark === undefined) {
+      const read = await this.readMark(slot, key);
+      if (!read.ok) return skip(read.reason);
+      mark = read.value;
+    } else if (Date.now() - mark.readAt > (this.markTtl - MARK_MARGIN / 2) * 1000) {
+      // The marker of a purge made early in this render may have expired by now.
+      return skip('purged');
+    }
+
+    // Compressed in this thread: zlib's thread pool would compete for the same cores anyway, and
+    // pages waiting for it pile up until the in-flight bound drops them (measured: a third of the
+    // pages of a saturated miss path went unstored).
+    const value = this.config.gzip ? gzipSync(raw, { level: this.options.gzipLevel }) : raw;
+    const length = typeof value === 'string' ? rawLength : value.length;
+    if (length > limit) return skip('too-large');
+    const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
+    const stale = this.config.grace > 0 ? this.staleKeyFor(page) : undefined;
+    const [outcome, staleOutcome] = await Promise.all([
+      this.setRaw(slot, key, flags, ttl, value),
+      stale === undefined ? undefined : this.setRaw(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale, flags, ttl + this.config.grace, value),
+    ]);
+    if (!outcome.ok) return skip(outcome.reason);
+
+    const after = await this.readMark(slot, key);
+    if (!after.ok || after.value.value !== mark.value) {
+      // A purge came in during the render or the write (or memcached cannot tell us it did not).
+      const soft = after.ok && after.value.value?.endsWith(' soft') === true;
+      await Promise.all([
+        this.deleteKey(slot, key),
+        stale !== undefined && staleOutcome?.ok && !soft ? this.deleteKey(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale) : undefined,
+      ]);
+      return skip(after.ok ? 'purged' : after.reason);
+    }
+    this.metrics.recordStored(length);
+    return stale === undefined ? { stored: true, key, server, bytes: length, ttl } : { stored: true, key, server, bytes: length, ttl, stale: staleOutcome?.ok === true };
+  }
+
+  /** A raw set: memcache-client's own set would choose the flags itself. */
+  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer): Promise<Outcome<void>> {
+    const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+    const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
     const outcome = await slot.run(async (client) => {
-      // Compressed in this thread: zlib's thread pool would compete for the same cores anyway, and
-      // pages waiting for it pile up until the in-flight bound drops them (measured: a third of the
-      // pages of a saturated miss path went unstored).
-      const value = this.config.gzip ? gzipSync(raw, { level: this.options.gzipLevel }) : raw;
-      const length = typeof value === 'string' ? rawLength : value.length;
-      if (length > limit) return 'too-large' as const;
-      const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
-      const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
-      // A raw set: memcache-client's own set would choose the flags itself.
       await client.send((socket?: Socket) => {
         if (!socket) return;
         socket.cork();
@@ -399,63 +528,125 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
         socket.write(CRLF);
         socket.uncork();
       });
-      return length;
     });
-    if (!outcome.ok) {
-      if (outcome.error && isReply(outcome.error)) slot.refused();
-      return skip(outcome.reason);
-    }
-    if (outcome.value === 'too-large') return skip('too-large');
-    this.metrics.recordStored(outcome.value);
-    return { stored: true, key, server, bytes: outcome.value, ttl };
+    if (!outcome.ok && outcome.error && isReply(outcome.error)) slot.refused();
+    return outcome;
   }
 
-  async get(page: PageAddress): Promise<StoredPage | undefined> {
+  /** The page's purge marker, read from the page's server. */
+  private async readMark(slot: ServerSlot, key: string, guard = true): Promise<Outcome<PurgeMark>> {
+    const readAt = Date.now();
+    const outcome = await slot.run((client) => client.get<string>(`${key}${MARK_SUFFIX}`), guard);
+    if (!outcome.ok) return outcome;
+    return { ok: true, value: { value: outcome.value ? String(outcome.value.value) : null, readAt } };
+  }
+
+  /** Deletes `key`: true when it was there. */
+  private deleteKey(slot: ServerSlot, key: string, guard = true): Promise<Outcome<boolean>> {
+    return slot.run(
+      (client) =>
+        client.delete(key).then(
+          () => true,
+          (error: Error) => {
+            if (error.message === 'NOT_FOUND') return false;
+            throw error;
+          },
+        ),
+      guard,
+    );
+  }
+
+  async claim(key: string, lock: boolean): Promise<Claim> {
+    const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
+    if (this.closed) return { lock: 'unknown', mark: undefined };
+    const [locked, mark] = await Promise.all([
+      lock
+        ? slot.run((client) =>
+            // The lock outlives no render nginx still waits for (appTimeout); one left by a killed
+            // process expires by itself.
+            client.add(`${key}${LOCK_SUFFIX}`, '1', { lifetime: this.config.appTimeout }).then(
+              () => 'taken' as const,
+              (error: Error) => {
+                if (error.message === 'NOT_STORED') return 'held' as const;
+                throw error;
+              },
+            ),
+          )
+        : undefined,
+      this.readMark(slot, key),
+    ]);
+    return { lock: locked?.ok ? locked.value : 'unknown', mark: mark.ok ? mark.value : undefined };
+  }
+
+  async release(key: string): Promise<void> {
+    if (this.closed) return;
+    await this.deleteKey(this.slots.get(this.ring.serverFor(key)) as ServerSlot, `${key}${LOCK_SUFFIX}`);
+  }
+
+  async awaitPage(page: PageAddress, waitMs: number): Promise<StoredPage | 'released' | undefined> {
     const key = this.keyFor(page);
+    const server = this.ring.serverFor(key);
+    const slot = this.slots.get(server) as ServerSlot;
+    const deadline = Date.now() + waitMs;
+    const lockKey = `${key}${LOCK_SUFFIX}`;
+    while (!this.closed) {
+      // The page and its lock in one round trip: they live on the same server.
+      const outcome = await slot.run((client) => client.get<Record<string, { value: Buffer | string; tokens: string[] }>>([key, lockKey]));
+      if (outcome.ok) {
+        const found = outcome.value as unknown as Record<string, { value: Buffer | string; tokens: string[] } | undefined>;
+        const item = found[key];
+        if (item) return storedPage(key, server, item);
+        if (!found[lockKey]) return 'released';
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, left)));
+    }
+    return undefined;
+  }
+
+  async get(page: PageAddress, options: { stale?: boolean } = {}): Promise<StoredPage | undefined> {
+    const key = options.stale ? this.staleKeyFor(page) : this.keyFor(page);
     const server = this.ring.serverFor(key);
     if (this.closed) return undefined;
     const outcome = await (this.slots.get(server) as ServerSlot).run((client) =>
       client.get<Buffer | string>(key).then((found) => found),
     );
     if (!outcome.ok || !outcome.value) return undefined;
-    const { value, tokens } = outcome.value;
-    const flags = Number(tokens[2]);
-    return {
-      key,
-      server,
-      body: Buffer.isBuffer(value) ? value : Buffer.from(String(value)),
-      gzip: (flags & GZIP_FLAG) !== 0,
-    };
+    return storedPage(key, server, outcome.value);
   }
 
-  async purge(pages: PageAddress | Iterable<PageAddress>): Promise<PurgedPage[]> {
+  async purge(pages: PageAddress | Iterable<PageAddress>, options: PurgeOptions = {}): Promise<PurgedPage[]> {
     const list = typeof pages === 'string' || !(Symbol.iterator in Object(pages)) ? [pages as PageAddress] : [...(pages as Iterable<PageAddress>)];
-    const targets = list.flatMap((page) => this.expand(page)).map((target) => ({ ...target, server: this.ring.serverFor(target.key) }));
+    const targets = list.flatMap((page) => this.expand(page)).map(({ staleKey, ...target }) => ({ target: { ...target, server: this.ring.serverFor(target.key) }, staleKey }));
     const results: PurgedPage[] = new Array(targets.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < targets.length) {
         const index = next++;
-        const target = targets[index] as (typeof targets)[number];
-        const slot = this.slots.get(target.server) as ServerSlot;
-        const outcome = await slot.run(
-          (client) =>
-            client.delete(target.key).then(
-              () => 'purged' as const,
-              (error: Error) => {
-                if (error.message === 'NOT_FOUND') return 'not-cached' as const;
-                throw error;
-              },
-            ),
-          false,
-        );
-        results[index] = outcome.ok
-          ? { ...target, result: outcome.value }
-          : { ...target, result: 'failed', error: outcome.error?.message ?? outcome.reason };
+        const { target, staleKey } = targets[index] as (typeof targets)[number];
+        results[index] = { ...target, ...(await this.purgeOne(target.key, staleKey, options.soft === true)) };
       }
     };
     await Promise.all(Array.from({ length: Math.min(PURGE_CONCURRENCY, targets.length) }, worker));
     return results;
+  }
+
+  /**
+   * The marker first, then the deletes: a put that reads the marker after its write then either
+   * sees the marker and takes its write back, or wrote before the marker and so before the delete.
+   */
+  private async purgeOne(key: string, stale: string, soft: boolean): Promise<Pick<PurgedPage, 'result' | 'error'>> {
+    const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
+    const token = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}${soft ? ' soft' : ''}`;
+    const marked = await slot.run((client) => client.set(`${key}${MARK_SUFFIX}`, token, { lifetime: this.markTtl }), false);
+    const [fresh, old] = await Promise.all([
+      this.deleteKey(slot, key, false),
+      soft ? undefined : this.deleteKey(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale, false),
+    ]);
+    const failed = [marked, fresh, old].find((outcome) => outcome !== undefined && !outcome.ok);
+    if (failed && !failed.ok) return { result: 'failed', error: failed.error?.message ?? failed.reason };
+    return { result: (fresh.ok && fresh.value) || (old?.ok && old.value) ? 'purged' : 'not-cached' };
   }
 
   async purgeAll(): Promise<ServerResult[]> {
@@ -518,19 +709,35 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /** A path stands for that page under every host nginx serves; wildcard hosts cannot be spelled out. */
-  private expand(page: PageAddress): { url: string; key: string }[] {
-    if (typeof page !== 'string') return [{ url: `${page.headers.host ?? ''}${page.url ?? ''}`, key: this.keyFor(page) }];
-    if (!page.startsWith('/')) return [{ url: page, key: this.keyFor(page) }];
+  private expand(page: PageAddress): { url: string; key: string; staleKey: string }[] {
+    const target = (address: PageAddress, url: string): { url: string; key: string; staleKey: string } => ({
+      url,
+      key: this.keyFor(address),
+      staleKey: this.staleKeyFor(address),
+    });
+    if (typeof page !== 'string') return [target(page, `${page.headers.host ?? ''}${page.url ?? ''}`)];
+    if (!page.startsWith('/')) return [target(page, page)];
     const hosts = this.config.hosts.filter((host) => !host.startsWith('*.'));
     if (hosts.length === 0) throw new PageAddressError(page, 'config.hosts names only wildcard hosts: give absolute URLs');
     return hosts.map((host) => {
       const url = `${this.config.scheme}://${host}${page}`;
-      return { url, key: this.keyFor(url) };
+      return target(url, url);
     });
   }
+
 }
 
 const CRLF = Buffer.from('\r\n');
+
+function storedPage(key: string, server: string, item: { value: Buffer | string; tokens: string[] }): StoredPage {
+  const flags = Number(item.tokens[2]);
+  return {
+    key,
+    server,
+    body: Buffer.isBuffer(item.value) ? item.value : Buffer.from(String(item.value)),
+    gzip: (flags & GZIP_FLAG) !== 0,
+  };
+}
 
 /** The headers with lowercase names, as Node keeps a response's: put's caller may spell them otherwise. */
 function lowercaseNames(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {

@@ -39,6 +39,11 @@ export type SkipReason =
   | 'content-type'
   /** Already encoded (Content-Encoding): nginx would serve the bytes without saying so. */
   | 'content-encoding'
+  /**
+   * A header a hit would not carry: the response sends a header (other than `PER_RESPONSE_HEADERS`)
+   * that `config.hitHeaders` does not name with the same value.
+   */
+  | 'headers'
   /** Larger than the size guard (memcached's item limit). */
   | 'too-large'
   /** The response never finished (the client went away or the app failed mid-body). */
@@ -51,6 +56,11 @@ export type SkipReason =
   | 'memcached-error'
   /** The store was closed, or memcached did not answer before `closeTimeoutMs` ran out. */
   | 'closed'
+  /**
+   * The page was purged while it rendered (its purge marker changed since the render was
+   * admitted), or the render outlived the marker, so a purge could have gone unseen.
+   */
+  | 'purged'
   /**
    * sitecache itself failed on this request (a lookup, the policy, the route option or the store
    * threw): the app answered, nothing was stored, and the error was logged.
@@ -75,14 +85,90 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'vary',
   'content-type',
   'content-encoding',
+  'headers',
   'too-large',
   'aborted',
   'server-down',
   'busy',
   'memcached-error',
   'closed',
+  'purged',
   'internal-error',
 ];
+
+/**
+ * Response headers a hit need not repeat, lowercase: framing and connection headers, values that
+ * belong to one response (Date, Expires, ETag, Last-Modified, Age, X-Request-Id, Server-Timing),
+ * headers nginx sets on a hit itself (Content-Length, Accept-Ranges, Server, `Vary:
+ * Accept-Encoding`, the cache header), informational ones (X-Powered-By), and those another check
+ * of the policy decides (Content-Type, Content-Encoding, Vary, Set-Cookie). Every other header of a
+ * response must be in `config.hitHeaders` with the same value for the page to be stored.
+ */
+export const PER_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  'date',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'etag',
+  'last-modified',
+  'age',
+  // An absolute moment: no fixed hit header could repeat it. It still sets the TTL.
+  'expires',
+  'server',
+  'x-powered-by',
+  'x-request-id',
+  'server-timing',
+  'accept-ranges',
+  'content-type',
+  'content-encoding',
+  'vary',
+  'set-cookie',
+]);
+
+/** The hit side of the header check: what nginx adds to every hit, and the header it marks hits with. */
+export interface HitHeaderRule {
+  /** `config.hitHeaders`: header name to value. */
+  readonly hitHeaders: Readonly<Record<string, string>>;
+  /** `config.cacheHeader`, which differs between a miss and a hit by design. */
+  readonly cacheHeader: string;
+}
+
+/** No hit headers, nginx's default cache header: what `responseRefusal` assumes without a config. */
+const NO_HIT_HEADERS: HitHeaderRule = { hitHeaders: {}, cacheHeader: 'X-Cache' };
+
+/** One header a hit would send otherwise than the miss did. */
+export interface HeaderDifference {
+  /** Lowercase name. */
+  readonly name: string;
+  /** The miss's value, undefined when only the hit carries the header. */
+  readonly miss: string | undefined;
+  /** The hit's value (from hitHeaders), undefined when only the miss carries it. */
+  readonly hit: string | undefined;
+}
+
+/**
+ * The headers of a response that a hit would not carry with the same value, in the response's
+ * order, ignoring `PER_RESPONSE_HEADERS` and the cache header. With `both`, the hit headers the
+ * response lacks too (they appear on hits only).
+ */
+export function headerDifferences(headers: OutgoingHttpHeaders, rule: HitHeaderRule, both = false): HeaderDifference[] {
+  const hit = new Map(Object.entries(rule.hitHeaders).map(([name, value]) => [name.toLowerCase(), value.trim()]));
+  const cacheHeader = rule.cacheHeader.toLowerCase();
+  const differences: HeaderDifference[] = [];
+  const seen = new Set<string>();
+  for (const [rawName, value] of Object.entries(headers)) {
+    const name = rawName.toLowerCase();
+    if (value === undefined || name === cacheHeader || PER_RESPONSE_HEADERS.has(name)) continue;
+    seen.add(name);
+    const miss = headerText(value).trim();
+    if (hit.get(name) !== miss) differences.push({ name, miss, hit: hit.get(name) });
+  }
+  if (both) {
+    for (const [name, value] of hit) if (!seen.has(name)) differences.push({ name, miss: undefined, hit: value });
+  }
+  return differences;
+}
 
 /** What the request-side checks read. Node's IncomingMessage fits. */
 export interface RequestFacts {
@@ -139,9 +225,17 @@ export function requestPolicy(config: SitecacheConfig): RequestPolicy {
 /**
  * Why this response must not be stored, or undefined when nginx may serve its body to anyone.
  * Cache-Control is read as tokens, case-insensitively, qualified forms included; s-maxage
- * governs a shared cache, so it decides before max-age does.
+ * governs a shared cache, so it decides before max-age does. Last, every header outside
+ * `PER_RESPONSE_HEADERS` must be one of `hits.hitHeaders` with the same value ("headers"):
+ * Cache-Control included, since a hit carries hitHeaders' Cache-Control, not the app's.
+ * @param hits the config's hitHeaders and cacheHeader; default none and "X-Cache".
  */
-export function responseRefusal(res: ResponseFacts, now = Date.now(), servedType: string = HTML_TYPE): SkipReason | undefined {
+export function responseRefusal(
+  res: ResponseFacts,
+  now = Date.now(),
+  servedType: string = HTML_TYPE,
+  hits: HitHeaderRule = NO_HIT_HEADERS,
+): SkipReason | undefined {
   if (res.status !== 200) return 'status';
   const headers = res.headers;
   if (headers['set-cookie'] !== undefined) return 'set-cookie';
@@ -159,6 +253,7 @@ export function responseRefusal(res: ResponseFacts, now = Date.now(), servedType
   if (!servedAs(servedType, headers['content-type'])) return 'content-type';
   const encoding = headerText(headers['content-encoding']).trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') return 'content-encoding';
+  if (headerDifferences(headers, hits).length > 0) return 'headers';
   return undefined;
 }
 

@@ -143,23 +143,38 @@ describe('memcached faults while requests flow through nginx', () => {
 describe('the store is off the response path', () => {
   it('sends the whole response while the store of its page is still waiting for memcached', async () => {
     const held = await startHeldMemcached();
-    const cache = pageCache(testConfig([held.address], { gzip: false }), { connectTimeoutMs: 1_000, commandTimeoutMs: 4_000, logger: { warn: () => undefined } });
+    // One connection, so the replies below answer the commands in the order they were sent.
+    const cache = pageCache(testConfig([held.address], { gzip: false }), {
+      connectTimeoutMs: 1_000,
+      commandTimeoutMs: 4_000,
+      connectionsPerServer: 1,
+      logger: { warn: () => undefined },
+    });
     const app = await listen((req, res) =>
       cache(req, res, () => {
         res.setHeader('Content-Type', 'text/html; charset=utf-8');
         res.end(`${PAGE}${req.url}`);
       }),
     );
+    const key = cacheKey(`https://${HOST}/while-silent`);
     try {
-      const response = await requestTo(app.port, '/while-silent');
+      const responding = requestTo(app.port, '/while-silent');
+      // Before it renders, the request claims the page: its lock, and the purge marker it renders under.
+      await eventually(() => held.received().includes(`get ${key}.purged\r\n`), 'the claim to arrive');
+      expect(held.received()).toMatch(new RegExp(`^add ${key}.lock 0 10 1\r\n1\r\nget ${key}.purged\r\n$`));
+      held.answer('STORED\r\nEND\r\n');
+      const response = await responding;
       // The visitor has the whole page, and the connection closed...
       expect(response.status).toBe(200);
       expect(response.body.toString()).toBe(`${PAGE}/while-silent`);
       // ...while its store has reached memcached and waits for the answer.
       await eventually(() => held.received().endsWith(`${PAGE}/while-silent\r\n`), 'the set command to arrive');
-      expect(held.received()).toMatch(new RegExp(`^set ${cacheKey(`https://${HOST}/while-silent`)} 8 600 ${PAGE.length + 13}\r\n`));
+      expect(held.received()).toContain(`set ${key} 8 600 ${PAGE.length + 13}\r\n`);
       expect(cache.metrics.snapshot()).toMatchObject({ stored: 0, errors: 0 });
       held.answer('STORED\r\n');
+      // After the set it reads the purge marker again: unchanged, so the page stays.
+      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read again');
+      held.answer('END\r\n');
       await eventually(() => cache.metrics.snapshot().stored === 1, 'the store to finish once memcached answers');
     } finally {
       await app.stop();

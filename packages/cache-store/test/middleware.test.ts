@@ -11,8 +11,12 @@ import { eventually, headersWithout, HOST, STEADY, listen, remainingTtl, request
 const quiet = STEADY;
 const keyOf = (path: string): string => cacheKey(`https://${HOST}${path}`);
 const withoutVolatile = (r: RawResponse): Record<string, string> => headersWithout(r.headers, ['date', 'x-cache']);
-/** A real store with some methods replaced: how a test makes the store fail on the hot path. */
-const overriding = (store: PageStore, methods: Partial<Pick<PageStore, 'get' | 'put'>>): PageStore => Object.assign(Object.create(store) as PageStore, methods);
+/**
+ * A real store with some methods replaced: how a test makes the store fail on the hot path. The
+ * middleware stores through `putClaimed` (put, checked against the purge marker its render saw).
+ */
+const overriding = (store: PageStore, methods: Partial<Pick<PageStore, 'get'>> & { putClaimed?: PageStore['put'] }): PageStore =>
+  Object.assign(Object.create(store) as PageStore, methods);
 /** A promise the test resolves when it chooses: holds a render open until then. */
 const gate = (): { readonly opened: Promise<void>; open(): void } => {
   let open = (): void => undefined;
@@ -92,7 +96,8 @@ describe('pageCache on node:http', () => {
       res.writeHead(200, 'Fine', { 'Content-Type': 'text/html', 'X-App': ['a', 'b'] });
       res.end('<p>writeHead</p>');
     };
-    const { cache, port } = await serve(page);
+    // X-App is the app's own header: a hit carries it only as one of config.hitHeaders.
+    const { cache, port } = await serve(page, {}, { gzip: false, hitHeaders: { 'X-App': 'a, b' } });
     const response = await requestTo(port, '/write-head');
     expect(response.headers).toMatchObject({ 'x-app': 'a, b', 'x-cache': 'MISS', 'content-type': 'text/html' });
     await eventually(() => cache.metrics.snapshot().stored === 1, 'the page to be stored');
@@ -310,7 +315,7 @@ describe('pageCache on node:http', () => {
     });
     let puts = 0;
     const store = overriding(real, {
-      put: async () => {
+      putClaimed: async () => {
         throw new Error(puts++ % 2 === 0 ? 'put exploded: A' : 'put exploded: B');
       },
     });
@@ -331,7 +336,7 @@ describe('pageCache on node:http', () => {
   it('survives a store put that throws synchronously, counting it as internal-error', async () => {
     const real = createPageStore(testConfig([memcached.address], { gzip: false }), { ...quiet, logger: { warn: () => undefined } });
     const store = overriding(real, {
-      put: () => {
+      putClaimed: () => {
         throw new Error('put threw at once');
       },
     });

@@ -339,9 +339,13 @@ describe('closing a page store', () => {
   it('lets a put in flight finish and store its page, refuses new puts as "closed", and logs no failure', async () => {
     const held = await startHeldMemcached();
     const warnings: string[] = [];
-    const store = createPageStore(siteConfig([held.address], { gzip: false }), { ...STEADY, logger: { warn: (m) => warnings.push(m) } });
+    const store = createPageStore(siteConfig([held.address], { gzip: false }), { ...STEADY, connectionsPerServer: 1, logger: { warn: (m) => warnings.push(m) } });
+    const key = cacheKey(`https://${HOST}/in-flight`);
     try {
       const inFlight = store.put(`https://${HOST}/in-flight`, '<p>in flight</p>');
+      // A put reads the page's purge marker before and after its set.
+      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read');
+      held.answer('END\r\n');
       await eventually(() => held.received().endsWith('<p>in flight</p>\r\n'), 'the set to reach memcached');
       let closed = false;
       const closing = store.close().then(() => (closed = true));
@@ -349,6 +353,8 @@ describe('closing a page store', () => {
       expect(held.received()).not.toContain('/late');
       expect(closed).toBe(false);
       held.answer('STORED\r\n');
+      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read again');
+      held.answer('END\r\n');
       expect(await inFlight).toMatchObject({ stored: true, bytes: '<p>in flight</p>'.length });
       await closing;
       expect(store.metrics.snapshot()).toMatchObject({ stored: 1, errors: 0, skipped: expect.objectContaining({ closed: 1, 'memcached-error': 0 }) });
@@ -366,10 +372,13 @@ describe('closing a page store', () => {
       ...STEADY,
       commandTimeoutMs: 30_000,
       closeTimeoutMs: 100,
+      connectionsPerServer: 1,
       logger: { warn: (m) => warnings.push(m) },
     });
     try {
       const stuck = store.put(`https://${HOST}/stuck`, '<p>stuck</p>');
+      await eventually(() => held.received().endsWith(`get ${cacheKey(`https://${HOST}/stuck`)}.purged\r\n`), 'the marker to be read');
+      held.answer('END\r\n');
       await eventually(() => held.received().endsWith('<p>stuck</p>\r\n'), 'the set to reach memcached');
       await store.close();
       expect(await stuck).toMatchObject({ stored: false, reason: 'closed' });

@@ -10,6 +10,8 @@ interface Row {
   /** The request's method and extra headers. */
   method?: string;
   request?: Record<string, string>;
+  /** config.hitHeaders of the middleware for that page, when the page sends headers of its own. */
+  hitHeaders?: Record<string, string>;
   /** The app's status, headers and body for that page. */
   status?: number;
   headers?: OutgoingHttpHeaders;
@@ -49,6 +51,9 @@ const refusals: [string, SkipReason, Row][] = [
   ['XML', 'content-type', { headers: { 'Content-Type': 'application/xml' }, body: '<a/>' }],
   ['HTML in Latin-1', 'content-type', { headers: { 'Content-Type': 'text/html; charset=iso-8859-1' } }],
   ['no Content-Type at all', 'content-type', { headers: {} }],
+  ['a header hits would not carry', 'headers', { headers: { ...HTML, 'X-Frame-Options': 'DENY' } }],
+  ['a Cache-Control that config.hitHeaders does not name', 'headers', { headers: { ...HTML, 'Cache-Control': 'public, max-age=60' } }],
+  ['a header whose value differs from hitHeaders', 'headers', { headers: { ...HTML, 'X-Frame-Options': 'DENY' }, hitHeaders: { 'X-Frame-Options': 'SAMEORIGIN' } }],
   ['a body the app already gzipped', 'content-encoding', { headers: { ...HTML, 'Content-Encoding': 'gzip' }, body: gzipSync('<p>zipped</p>') }],
   ['a page past the size guard', 'too-large', { body: `<p>${'x'.repeat(GUARD)}</p>` }],
   ['a route that opts out', 'route', {}],
@@ -56,19 +61,29 @@ const refusals: [string, SkipReason, Row][] = [
 
 // Pages the policy must store (a refusal here would be a false alarm): the second request is a hit.
 const accepted: [string, Row][] = [
-  ['Cache-Control: public, max-age=60', { headers: { ...HTML, 'Cache-Control': 'public, max-age=60' } }],
+  ['Cache-Control: public, max-age=60', { headers: { ...HTML, 'Cache-Control': 'public, max-age=60' }, hitHeaders: { 'Cache-Control': 'public, max-age=60' } }],
   ['Vary: Accept-Encoding only', { headers: { ...HTML, Vary: ' accept-encoding ,' } }],
   ['text/html with no charset', { headers: { 'Content-Type': 'text/html' } }],
   ['TEXT/HTML; Charset="UTF-8"', { headers: { 'Content-Type': 'TEXT/HTML; Charset="UTF-8"' } }],
-  ['max-age=0 with s-maxage=60 (s-maxage governs a shared cache)', { headers: { ...HTML, 'Cache-Control': 'max-age=0, s-maxage=60' } }],
+  [
+    'max-age=0 with s-maxage=60 (s-maxage governs a shared cache)',
+    { headers: { ...HTML, 'Cache-Control': 'max-age=0, s-maxage=60' }, hitHeaders: { 'Cache-Control': 'max-age=0, s-maxage=60' } },
+  ],
   ['an Expires in the future', { headers: { ...HTML, Expires: new Date(Date.now() + 3_600_000).toUTCString() } }],
-  ['"no-cache" only inside an unrelated quoted value', { headers: { ...HTML, 'Cache-Control': 'public, ext="no-cache, private"' } }],
+  [
+    '"no-cache" only inside an unrelated quoted value',
+    { headers: { ...HTML, 'Cache-Control': 'public, ext="no-cache, private"' }, hitHeaders: { 'Cache-Control': 'public, ext="no-cache, private"' } },
+  ],
+  ['headers of its own, each in hitHeaders with the same value', { headers: { ...HTML, 'X-Frame-Options': 'DENY', 'X-Content-Type-Options': 'nosniff' }, hitHeaders: { 'x-content-type-options': 'nosniff', 'X-Frame-Options': 'DENY' } }],
+  ['per-response headers (ETag, Last-Modified, X-Request-Id, Server-Timing, X-Powered-By)', { headers: { ...HTML, ETag: '"v1"', 'Last-Modified': new Date().toUTCString(), 'X-Request-Id': 'r1', 'Server-Timing': 'db;dur=1', 'X-Powered-By': 'Express' } }],
   ['a cookie that is not a bypass cookie', { request: { Cookie: 'theme=dark; xsessionid=1' } }],
 ];
 
 describe('refusals through real nginx', () => {
   let site: Site;
   let cache: PageCacheMiddleware;
+  /** The middleware of each page whose row names hitHeaders: the same site, with those hit headers. */
+  const ownCaches = new Map<string, PageCacheMiddleware>();
   let app: Awaited<ReturnType<typeof listen>>;
   const renders = new Map<string, number>();
   const rows = new Map<string, Row>();
@@ -85,9 +100,12 @@ describe('refusals through real nginx', () => {
       maxItemBytes: GUARD,
       route: (req) => (req.url === optedOut ? false : undefined),
     });
+    for (const [path, row] of rows) {
+      if (row.hitHeaders) ownCaches.set(path, pageCache({ ...site.config, hitHeaders: row.hitHeaders }, STEADY));
+    }
     app = await listen(
       (req, res) =>
-        cache(req, res, () => {
+        (ownCaches.get(req.url ?? '') ?? cache)(req, res, () => {
           const path = req.url ?? '';
           renders.set(path, (renders.get(path) ?? 0) + 1);
           const row = rows.get(path) ?? {};
@@ -101,6 +119,7 @@ describe('refusals through real nginx', () => {
     await site?.stop();
     await app?.stop();
     await cache?.close();
+    for (const own of ownCaches.values()) await own.close();
   });
 
   const stored = (path: string) => memcachedGet(site.config.memcached[0] as string, cacheKey(`https://${HOST}${path}`));
@@ -109,7 +128,8 @@ describe('refusals through real nginx', () => {
     'does not store %s (reason "%s"), and the next request reaches the app again',
     async (_name, reason, row, i) => {
       const path = `/refused/${i}`;
-      const before = cache.metrics.snapshot().skipped[reason];
+      const counted = ownCaches.get(path) ?? cache;
+      const before = counted.metrics.snapshot().skipped[reason];
       const first = await site.request(path, row.request, row.method);
       const second = await site.request(path, row.request, row.method);
       for (const response of [first, second]) {
@@ -117,7 +137,7 @@ describe('refusals through real nginx', () => {
         expect(response.headers['x-cache']).toBe('MISS');
       }
       expect(renders.get(path)).toBe(2);
-      await eventually(() => cache.metrics.snapshot().skipped[reason] === before + 2, `two "${reason}" refusals`);
+      await eventually(() => counted.metrics.snapshot().skipped[reason] === before + 2, `two "${reason}" refusals`);
       expect(await stored(path)).toBeNull();
     },
   );
