@@ -48,7 +48,8 @@ async function group(title: string, gzip: boolean, extra: (servers: ExtraServers
     await mkdir(join(docroot, 'article'), { recursive: true });
     await writeFile(join(docroot, `${PATH}.html`), page);
     await writeFile(join(docroot, `${PATH}.html.gz`), gzipped);
-    const config = parseConfig({ hosts: [HOST], listen: `127.0.0.1:${port}`, memcached: [memcached.address], app: ['127.0.0.1:9'], gzip });
+    // grace on: the stale copies' machinery is rendered, and must cost hits nothing.
+    const config = parseConfig({ hosts: [HOST], listen: `127.0.0.1:${port}`, memcached: [memcached.address], app: ['127.0.0.1:9'], gzip, grace: 600 });
     const text = renderNginxConf(config, { ...options, standalone: true, prefix });
     // The comparison servers go inside the same http block, served by the same worker.
     return text.replace(/\}\s*$/, `${extra({ ...ports, memcached: memcached.address }, docroot)}}\n`);

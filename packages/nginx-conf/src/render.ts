@@ -250,21 +250,24 @@ function servedAs(type: string): string[] {
     : ['types { }', `default_type "${type}";`, 'charset off;'];
 }
 
-function hitHeaders(config: SitecacheConfig): string[] {
+function hitHeaders(config: SitecacheConfig, commented = true): string[] {
   const headers = Object.entries(config.hitHeaders);
   if (headers.length === 0) return [];
   return [
-    "# The config's hitHeaders: what a page carries beyond its body. Repeated in every location that",
-    '# serves from memcached, since a location with an add_header of its own inherits none.',
+    ...(commented
+      ? [
+          "# The config's hitHeaders: what a page carries beyond its body. Repeated in every location that",
+          '# serves from memcached, since a location with an add_header of its own inherits none.',
+        ]
+      : []),
     ...headers.map(([name, value]) => `add_header ${name} "${value.replace(/[\\"]/g, '\\$&')}" always;`),
   ];
 }
 
-function gzipped(config: SitecacheConfig): string[] {
+function gzipped(config: SitecacheConfig, commented = true): string[] {
   if (!config.gzip) return [];
   return [
-    '',
-    '# Pages are stored gzipped under this flag; nginx unzips them for clients that do not accept gzip.',
+    ...(commented ? ['', '# Pages are stored gzipped under this flag; nginx unzips them for clients that do not accept gzip.'] : []),
     `memcached_gzip_flag ${GZIP_FLAG};`,
     'gunzip on;',
     'add_header Vary Accept-Encoding;',
@@ -330,7 +333,7 @@ const FAILURES = [500, 502, 503, 504] as const;
 
 const FAILURE_COMMENTS: Record<(typeof FAILURES)[number], string> = {
   500: 'The app answered 500',
-  502: 'The app refused the connection or answered 502',
+  502: 'The app could not be reached, dropped the connection or answered 502',
   503: 'The app answered 503',
   504: 'The app answered nothing within appTimeout, or 504',
 };
@@ -374,8 +377,7 @@ function staleLocations(config: SitecacheConfig, opts: ResolvedOptions): string[
     ...kinds.flatMap(({ contentType, suffix, location }) =>
       FAILURES.flatMap((status) => [
         '',
-        `# ${FAILURE_COMMENTS[status]}${suffix ? ` for a page under ${location.replace(/^= /, '')}` : ''}: the page's stale copy,`,
-        `# else ${status} with the error page.`,
+        `# ${FAILURE_COMMENTS[status]}${suffix ? ` for a page under ${location.replace(/^= /, '')}` : ''}: the page's stale copy, else ${status}.`,
         `location @stale_${status}${suffix} {`,
         ...indent(staleLocation(config, opts, contentType, status)),
         '}',
@@ -390,7 +392,7 @@ function staleLocation(config: SitecacheConfig, opts: ResolvedOptions, type: str
   return [
     `# The stale copy's key: the page's template with "${STALE_KEY_MARKER}" before the prefix.`,
     ...staleKeyDirective(config, opts),
-    '# Looked up and served as a hit is.',
+    '# Looked up and served as a hit is, headers and gzip included.',
     'memcached_pass sitecache_memcached;',
     `memcached_buffer_size ${opts.memcachedBufferSize};`,
     `memcached_connect_timeout ${opts.memcachedTimeout};`,
@@ -399,8 +401,8 @@ function staleLocation(config: SitecacheConfig, opts: ResolvedOptions, type: str
     'memcached_next_upstream off;',
     ...servedAs(type),
     `add_header ${config.cacheHeader} STALE always;`,
-    ...hitHeaders(config),
-    ...gzipped(config),
+    ...hitHeaders(config, false),
+    ...gzipped(config, false),
     '',
     '# No stale copy (404), or memcached down or slow: the status the app failed with, and the page',
     '# of @sitecache_failed (whose own 200 the =status overrides).',

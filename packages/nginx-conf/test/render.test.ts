@@ -10,6 +10,13 @@ const base = {
   app: ['127.0.0.1:3000'],
 };
 const three = { ...base, memcached: ['127.0.0.1:11211', '127.0.0.1:11212', '127.0.0.1:11213'] };
+const STALE_FIELDS = {
+  grace: 3600,
+  appTimeout: 5,
+  hitHeaders: { 'Cache-Control': 'public, max-age=60', 'X-Note': 'a "quoted" \\ value' },
+  errorPage: '/srv/site/error.html',
+  contentTypes: { '= /feed.xml': 'application/rss+xml; charset=utf-8', '/api/v1/': 'application/json' },
+};
 
 describe('nginx -t accepts every rendered option set', () => {
   const matrix: [string, object, RenderOptions][] = [];
@@ -32,6 +39,10 @@ describe('nginx -t accepts every rendered option set', () => {
   ]);
   matrix.push(['trusted proxies, IPv4 and IPv6', { ...base, trustedProxies: ['127.0.0.1', '10.0.0.0/8', '::1', '2001:db8::/32'] }, {}]);
   matrix.push(['another app keep-alive timeout', base, { appKeepaliveTimeout: '1500ms' }]);
+  for (const md5 of ['set_misc', 'lua', 'njs'] as const) {
+    matrix.push([`grace, typed locations, hitHeaders and an errorPage, md5 by ${md5}`, { ...three, ...STALE_FIELDS }, { md5, njsModulePath: '/x.js' }]);
+  }
+  matrix.push(['grace without an errorPage, gzip off', { ...base, grace: 60, gzip: false }, {}]);
 
   it.each(matrix)('%s', async (_name, fields, options) => {
     await expect(checkNginxConf(parseConfig(fields), options)).resolves.toMatch(/test is successful/);
@@ -83,9 +94,53 @@ describe('renderNginxConf', () => {
   it('is quoted in the README exactly as it renders', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const quoted = [...readme.matchAll(/```nginx\n([\s\S]*?)```/g)].map((match) => match[1]);
-    expect(quoted.length).toBeGreaterThan(0);
-    const text = renderNginxConf({ ...base, memcached: ['127.0.0.1:11211', '127.0.0.1:11212'] });
-    for (const block of quoted) expect(text).toContain(block);
+    expect(quoted.length).toBeGreaterThan(2);
+    // The README's two examples: the upstreams of two memcached servers, and the stale copies.
+    const upstreams = renderNginxConf({ ...base, memcached: ['127.0.0.1:11211', '127.0.0.1:11212'] });
+    const stale = renderNginxConf({ ...base, grace: 3600, appTimeout: 10, hitHeaders: { 'Cache-Control': 'public, max-age=60' }, errorPage: '/srv/site/error.html' });
+    for (const block of quoted) expect({ block, rendered: upstreams.includes(block as string) || stale.includes(block as string) }).toEqual({ block, rendered: true });
+  });
+
+  it('renders no stale location and intercepts no app error without grace, as before it existed', () => {
+    const text = renderNginxConf({ ...base, hitHeaders: { 'Cache-Control': 'public' }, errorPage: '/srv/site/error.html' });
+    for (const absent of ['@stale', '@app_bypass', 'proxy_intercept_errors', 'recursive_error_pages', '@sitecache_failed', 'STALE', '/srv/site']) {
+      expect(text).not.toContain(absent);
+    }
+    expect(text).toContain('error_page 404 405 418 502 504 = @app;');
+  });
+
+  it('waits appTimeout seconds for the app, with grace or without', () => {
+    expect(renderNginxConf(base)).toMatch(/location @app \{[^}]*proxy_read_timeout 10s;\n/);
+    const text = renderNginxConf({ ...base, grace: 60, appTimeout: 3 });
+    expect(text).toMatch(/location @app \{[^}]*proxy_read_timeout 3s;\n/);
+    expect(text).toMatch(/location @app_bypass \{[^}]*proxy_read_timeout 3s;\n/);
+  });
+
+  it('sends only misses to the app location that may serve a stale copy: bypasses and other methods go to @app_bypass', () => {
+    const text = renderNginxConf({ ...base, grace: 60 });
+    expect(text).toContain('error_page 404 502 504 = @app;');
+    expect(text).toContain('error_page 405 418 = @app_bypass;');
+    const bypass = text.slice(text.indexOf('location @app_bypass {'), text.indexOf('}', text.indexOf('location @app_bypass {')));
+    expect(bypass).not.toContain('error_page');
+    expect(bypass).not.toContain('proxy_intercept_errors');
+  });
+
+  it('escapes quotes and backslashes of hitHeaders, and writes them in every location that serves from memcached', () => {
+    const text = renderNginxConf({ ...base, ...STALE_FIELDS });
+    const line = 'add_header X-Note "a \\"quoted\\" \\\\ value" always;';
+    // Three cached locations, and four stale locations for each.
+    expect(text.split(line)).toHaveLength(1 + 3 + 3 * 4);
+    const app = text.slice(text.indexOf('location @app {'), text.indexOf('location @stale_500 {'));
+    expect(app).not.toContain('add_header');
+  });
+
+  it('routes a stale copy to its location\'s type as nginx matched it: an exact location, else the longest prefix, case-sensitive', () => {
+    const text = renderNginxConf({ ...base, grace: 60, contentTypes: { '/a/': 'application/json', '/a/b.c/': 'text/plain', '= /a/x.xml': 'application/xml' } });
+    const map = text.slice(text.indexOf('map $uri $sitecache_stale_type {'), text.indexOf('}', text.indexOf('map $uri $sitecache_stale_type {')));
+    expect(map.split('\n').slice(1, -1).map((line) => line.trim())).toEqual(['default "";', '"~^/a/x\\.xml$" _type3;', '"~^/a/b\\.c/" _type2;', '"~^/a/" _type1;']);
+    expect(text).toContain('error_page 503 = @stale_503$sitecache_stale_type;');
+    const typed = text.slice(text.indexOf('location @stale_503_type3 {'));
+    expect(typed.slice(0, typed.indexOf('add_header'))).toContain('default_type "application/xml";');
   });
 
   it('uses no hash with a single memcached server, where there is nothing to choose', () => {

@@ -133,7 +133,7 @@ describe('with grace, an errorPage and gzip, when the app fails on a miss', () =
     await site?.stop();
   });
 
-  it.each(FAILURES)('serves the stale copy with 200, STALE and the hitHeaders when the app %s', async (_what, how) => {
+  it.each(FAILURES)('serves the stale copy with 200, STALE and the hitHeaders when the app %s', async (_what, how, _status) => {
     const target = `/article/stale-${how}?app=${how}`;
     await storeStale(site, target, `<h1>stale copy for ${how}</h1>`);
     const response = await send(site, 'GET', target);
@@ -145,7 +145,7 @@ describe('with grace, an errorPage and gzip, when the app fails on a miss', () =
     expect(response.body.toString()).toBe(`<h1>stale copy for ${how}</h1>`);
   });
 
-  it.each(FAILURES)('answers HEAD with the stale copy\'s headers and no body when the app %s', async (_what, how) => {
+  it.each(FAILURES)('answers HEAD with the stale copy\'s headers and no body when the app %s', async (_what, how, _status) => {
     const target = `/article/head-${how}?app=${how}`;
     await storeStale(site, target, '<h1>stale</h1>');
     const response = await send(site, 'HEAD', target, 'Accept-Encoding: gzip\r\n');
