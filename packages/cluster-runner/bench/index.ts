@@ -5,18 +5,25 @@
  *   big log    a 100,000-cluster job run whole in worker mode (the runner's peak RSS), then the
  *              same command again: the time to read the log and find every cluster done
  *   workers    1,000 clusters whose child takes 300 ms to start: --worker against a process per cluster
- * BENCH_ROUNDS, BENCH_CLUSTERS, BENCH_BIG_CLUSTERS and BENCH_STARTUP_CLUSTERS scale it down.
+ *   queue      (issue 12, on a real redis-server) 5,000 no-op clusters on 3 queue-mode runners
+ *              against the local mode on one, K=3 each: the queue's cost per cluster; then 300
+ *              clusters of 100 ms (`sleep 0.1`) at K=3 on 1, 2 and 3 runners: how throughput scales
+ * `--queue-only` runs only the last. BENCH_ROUNDS, BENCH_CLUSTERS, BENCH_BIG_CLUSTERS,
+ * BENCH_STARTUP_CLUSTERS, BENCH_QUEUE_CLUSTERS and BENCH_SCALE_CLUSTERS scale it down.
  */
 import { execFile } from 'node:child_process';
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, requireBinary } from '@sitecache/test-services';
+import { makeTempDir, requireBinary, startRedis } from '@sitecache/test-services';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 2_000);
 const BIG_CLUSTERS = Number(process.env.BENCH_BIG_CLUSTERS ?? 100_000);
 const STARTUP_CLUSTERS = Number(process.env.BENCH_STARTUP_CLUSTERS ?? 1_000);
+const QUEUE_CLUSTERS = Number(process.env.BENCH_QUEUE_CLUSTERS ?? 5_000);
+const SCALE_CLUSTERS = Number(process.env.BENCH_SCALE_CLUSTERS ?? 300);
+const QUEUE_ONLY = process.argv.includes('--queue-only');
 const JOBS = 3;
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
@@ -126,13 +133,74 @@ async function startupCost(dir: string): Promise<void> {
   console.log(`  speed-up               ${(perProcess.ms / pooled.ms).toFixed(1)}x`);
 }
 
+/** `cluster-run --queue` as machine `host` (each runner its own output folder, as on its own machine). */
+function queueRunner(url: string, name: string, host: string, clusters: number, command: readonly string[], dir: string): Promise<Timed> {
+  const args = ['--clusters', String(clusters), '--jobs', String(JOBS), '--queue', url, '--name', name, '--host', host];
+  return clusterRun([...args, '--output-dir', join(dir, `${name}-${host}`), '--json', '--', ...command]);
+}
+
+/** Starts `runners` queue-mode runners on one job together; the time until the last one exits. */
+async function queueRun(url: string, name: string, runners: number, clusters: number, command: readonly string[], dir: string): Promise<number> {
+  const began = performance.now();
+  const results = await Promise.all(Array.from({ length: runners }, (_, i) => queueRunner(url, name, `m${i + 1}`, clusters, command, dir)));
+  for (const result of results) {
+    const summary = JSON.parse(result.stdout) as Summary;
+    if (!summary.ok || summary.done !== clusters) throw new Error(`queue run ${name} did not finish: ${result.stdout}`);
+  }
+  return performance.now() - began;
+}
+
+async function queueMode(dir: string): Promise<void> {
+  const redis = await startRedis();
+  try {
+    const trueBin = requireBinary('true');
+    const sleepBin = requireBinary('sleep');
+    const shBin = requireBinary('sh');
+    const local: number[] = [];
+    const queued: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const log = join(dir, `queue-local-${round}.log`);
+      local.push((await clusterRun(['--clusters', String(QUEUE_CLUSTERS), '--jobs', String(JOBS), '--log', log, '--json', '--', trueBin, '{}'])).ms);
+      queued.push(await queueRun(redis.url, `noop-${round}`, 3, QUEUE_CLUSTERS, [trueBin, '{}'], dir));
+      console.log(`  round ${round}: local on 1 runner ${secs(local.at(-1) as number)}, queue on 3 runners ${secs(queued.at(-1) as number)}`);
+    }
+    const localMs = median(local);
+    const queueMs = median(queued);
+    console.log(`\n${QUEUE_CLUSTERS} no-op clusters, K=${JOBS} per runner (median of ${ROUNDS}):`);
+    console.log(`  local mode, 1 runner    ${secs(localMs)}  (${((localMs / QUEUE_CLUSTERS) * JOBS).toFixed(2)} ms per cluster per slot)`);
+    console.log(`  --queue, 3 runners      ${secs(queueMs)}  (${((queueMs / QUEUE_CLUSTERS) * JOBS * 3).toFixed(2)} ms per cluster per slot)`);
+    console.log(`  queue / local           ${(queueMs / localMs).toFixed(2)}x wall time, with 3x the slots`);
+
+    // sh -c 'sleep 0.1' i/N: the cluster spec lands in $0, which the script ignores.
+    const workload = [shBin, '-c', `${sleepBin} 0.1`, '{}'];
+    const scale: number[] = [];
+    for (const runners of [1, 2, 3]) {
+      scale.push(await queueRun(redis.url, `sleep-${runners}`, runners, SCALE_CLUSTERS, workload, dir));
+    }
+    console.log(`\n${SCALE_CLUSTERS} clusters of 100 ms (sleep 0.1), K=${JOBS} per runner, --queue:`);
+    const ideal = (SCALE_CLUSTERS * 100) / JOBS;
+    for (const [i, ms] of scale.entries()) {
+      const rate = SCALE_CLUSTERS / (ms / 1000);
+      console.log(
+        `  ${i + 1} runner${i === 0 ? ' ' : 's'}  ${secs(ms)}  ${rate.toFixed(1)} clusters/s  ${((scale[0] as number) / ms).toFixed(2)}x one runner  (ideal ${secs(ideal / (i + 1))})`,
+      );
+    }
+  } finally {
+    await redis.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const dir = await makeTempDir('bench-runner');
   try {
     console.log(`cluster-run benchmarks on node ${process.version}, ${ROUNDS} rounds\n`);
-    await overhead(dir.path);
-    await bigLog(dir.path);
-    await startupCost(dir.path);
+    if (!QUEUE_ONLY) {
+      await overhead(dir.path);
+      await bigLog(dir.path);
+      await startupCost(dir.path);
+    }
+    console.log(`\nAcross machines (--queue on a local redis-server ${QUEUE_ONLY ? '' : ', the same run'}):`);
+    await queueMode(dir.path);
   } finally {
     await dir.remove();
   }

@@ -271,8 +271,8 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
         };
       }
       attemptsStarted += 1;
+      // Who runs it and since when, the queue knows already (BullMQ's processedBy and processedOn).
       const started: AttemptRecord = { host: queue.host, pid: execution.pid, attempt, startedAt: began };
-      void job.updateProgress(started).catch(() => undefined);
       const current: RunningAttempt = { execution, stopReason: null, peakRss: null, killTimer: null };
       hold.running = current;
       stats.running += 1;
@@ -401,6 +401,9 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
           settings: { backoffStrategy: (attemptsMade: number) => retryDelay(settings, attemptsMade) },
         });
         worker.on('error', () => undefined);
+        // A cluster this runner finished may be the last one: look at once rather than at the next poll.
+        worker.on('completed', notify);
+        worker.on('failed', notify);
         void worker.run().catch((error: unknown) => {
           fatal ??= error;
           stop('abort', 'SIGTERM');

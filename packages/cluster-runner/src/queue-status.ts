@@ -12,9 +12,8 @@ import type { AttemptRecord, ClusterQueue } from './queue-runner.js';
 /** A cluster running now, and where. */
 export interface RunningCluster {
   readonly cluster: number;
-  /** The runner's host name (`--host`), null before the runner recorded it. */
+  /** The runner's host name (`--host`). */
   readonly host: string | null;
-  readonly pid: number | null;
   readonly attempt: number | null;
   /** ms since the epoch. */
   readonly startedAt: number | null;
@@ -76,13 +75,12 @@ export async function readQueueStatus(target: Pick<QueueSettings, 'url' | 'addre
     const now = Date.now();
     const running = (await jobs.getActive(0, -1))
       .map((active): RunningCluster => {
-        const progress = (typeof active.progress === 'object' ? active.progress : null) as Partial<AttemptRecord> | null;
-        const startedAt = progress?.startedAt ?? active.processedOn ?? null;
+        // The runner's --host is its BullMQ worker name, which BullMQ records as processedBy.
+        const startedAt = active.processedOn ?? null;
         return {
           cluster: active.data.cluster,
-          host: progress?.host ?? active.processedBy ?? null,
-          pid: progress?.pid ?? null,
-          attempt: progress?.attempt ?? null,
+          host: active.processedBy ?? null,
+          attempt: active.attemptsStarted > 0 ? active.attemptsStarted : null,
           startedAt,
           runningMs: startedAt === null ? null : Math.max(0, now - startedAt),
         };
@@ -140,7 +138,7 @@ export function formatStatus(status: QueueStatus): string {
   lines.push(`  done      ${status.done}`);
   lines.push(`  running   ${status.running.length}`);
   for (const cluster of status.running.slice(0, 50)) {
-    const where = cluster.host === null ? '' : ` on ${cluster.host}${cluster.pid === null ? '' : ` (pid ${cluster.pid})`}`;
+    const where = cluster.host === null ? '' : ` on ${cluster.host}`;
     const since = cluster.runningMs === null ? '' : ` for ${clock(cluster.runningMs / 1000)}`;
     lines.push(`    ${cluster.cluster}${of}${where}${since}${cluster.attempt === null ? '' : `, attempt ${cluster.attempt}`}`);
   }

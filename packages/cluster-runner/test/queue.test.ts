@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, type RedisServer, type TempDir } from '@sitecache/test-services';
-import { cli, fixture, jobFolder, peakConcurrency, overlaps, readQueueStamps, stampViolations, readStamps } from './helpers.js';
+import { cli, fixture, jobFolder, overlaps, peakConcurrency, readQueueStamps, readStamps, stampViolations, waitFor } from './helpers.js';
 
 // Queue mode as users run it: the bin, a real redis-server, and several runners standing for
 // machines (separate processes, each with its own --host and --output-dir).
@@ -121,6 +121,41 @@ describe('cluster-run --queue on three machines', () => {
     const started = readStamps(stamps).filter((stamp) => stamp.what === 'start');
     expect(started.map((stamp) => stamp.cluster).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
   }, 60_000);
+});
+
+describe('stopping and limits', () => {
+  it('on SIGTERM hands its running clusters back at once and exits 143; status shows them running, then waiting', async () => {
+    const first = runner('handback', 'm1', 6, [], { SLEEP_MS: '60000' });
+    await waitFor(() => readQueueStamps(stamps).filter((stamp) => stamp.what === 'start').length === 3, 20_000, 'three clusters to start');
+    const running = await status('handback');
+    expect(running).toMatchObject({ clusters: 6, done: 0, waiting: 3, failed: [] });
+    expect((running.running as Array<Record<string, unknown>>).map((cluster) => [cluster.host, cluster.attempt])).toEqual([
+      ['m1', 1],
+      ['m1', 1],
+      ['m1', 1],
+    ]);
+    const text = await cli(['status', '--queue', redis.url, '--name', 'handback']);
+    expect(text.stdout).toMatch(/^ {4}\d\/6 on m1 for \d+s, attempt 1$/m);
+
+    first.kill('SIGTERM');
+    const stopped = await first;
+    expect(stopped.exitCode).toBe(143);
+    expect(JSON.parse(stopped.stdout)).toMatchObject({ ok: false, stoppedBy: 'SIGTERM', done: 0, failed: 0, notStarted: 6 });
+    expect(stopped.stderr).toContain('stopping (SIGTERM)');
+    // Back on the queue for any runner, without waiting for their locks to expire.
+    expect(await status('handback')).toMatchObject({ running: [], waiting: 6 });
+
+    const second = await runner('handback', 'm2', 6, [], { SLEEP_MS: '10' });
+    expect(JSON.parse(second.stdout)).toMatchObject({ ok: true, done: 6, attempts: 6 });
+    expect(overlaps(readQueueStamps(stamps))).toEqual([]);
+  }, 60_000);
+
+  it('stops a cluster that runs past --timeout on the machine that runs it, and records it as timed out', async () => {
+    const result = await runner('timeout', 'm1', 1, ['--timeout', '300ms', '--grace', '1s'], { SLEEP_MS: '30000' });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/^cluster 1\/1 timeout \(exit code 143\) in 0\.\d\ds, attempt 1$/m);
+    expect((await status('timeout')).failed).toMatchObject([{ cluster: 1, host: 'm1', why: 'timeout', exitCode: 143, reason: 'timed out on m1 (attempt 1)' }]);
+  }, 30_000);
 });
 
 describe('refusals (exit 2, nothing enqueued)', () => {
