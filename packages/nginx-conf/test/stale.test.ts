@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { requestKey } from '@sitecache/cache-key';
 import { parseConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
-import { GZIP_FLAG, staleKeyConfig } from '@sitecache/nginx-model';
+import { createHashRing, GZIP_FLAG, staleKeyConfig } from '@sitecache/nginx-model';
 import { renderNginxConf, renderNjsKeyModule, type Md5Backend } from '@sitecache/nginx-conf';
 import { memcachedSet, sendRaw, startMemcached, startNginx, type MemcachedServer, type NginxServer, type RawResponse } from '@sitecache/test-services';
 import { nodeRefuses, parityCorpus, SITE_HOSTS } from './corpus.js';
@@ -31,7 +31,7 @@ const FAILURES = [
 interface Site {
   config: SitecacheConfig;
   nginx: NginxServer;
-  memcached: MemcachedServer;
+  memcached: MemcachedServer[];
   app: Server;
   appPort: number;
   stop(): Promise<void>;
@@ -62,8 +62,8 @@ function closeApp(app: Server): Promise<void> {
   return new Promise((resolve) => app.close(() => resolve()));
 }
 
-async function startSite(fields: Partial<SitecacheConfigInput>, md5: Md5Backend = 'set_misc'): Promise<Site> {
-  const memcached = await startMemcached();
+async function startSite(fields: Partial<SitecacheConfigInput>, md5: Md5Backend = 'set_misc', memcachedServers = 1): Promise<Site> {
+  const memcached = await Promise.all(Array.from({ length: memcachedServers }, () => startMemcached()));
   const app = await startApp();
   const appPort = (app.address() as AddressInfo).port;
   let config = undefined as unknown as SitecacheConfig;
@@ -73,7 +73,7 @@ async function startSite(fields: Partial<SitecacheConfigInput>, md5: Md5Backend 
     config = parseConfig({
       hosts: [HOST],
       listen: `127.0.0.1:${port}`,
-      memcached: [memcached.address],
+      memcached: memcached.map((server) => server.address),
       app: [`127.0.0.1:${appPort}`],
       ...fields,
       ...(errorPage === undefined ? {} : { errorPage }),
@@ -90,7 +90,7 @@ async function startSite(fields: Partial<SitecacheConfigInput>, md5: Md5Backend 
     appPort,
     async stop() {
       await nginx.stop();
-      await memcached.stop();
+      await Promise.all(memcached.map((server) => server.stop()));
       await closeApp(site.app);
     },
   };
@@ -99,9 +99,14 @@ async function startSite(fields: Partial<SitecacheConfigInput>, md5: Md5Backend 
 
 const keyOf = (target: string, config: SitecacheConfig, host = HOST): string => requestKey({ url: target, headers: { host } }, config);
 
+/** Writes to the server of the ring nginx reads `key` from, as the app's writer does. */
+function store(site: Site, key: string, value: string | Buffer, flags = 0): Promise<void> {
+  return memcachedSet(createHashRing(site.config.memcached).serverFor(key), key, value, flags);
+}
+
 async function storeStale(site: Site, target: string, html: string): Promise<void> {
   const body = site.config.gzip ? gzipSync(html) : Buffer.from(html);
-  await memcachedSet(site.memcached.address, keyOf(target, staleKeyConfig(site.config)), body, site.config.gzip ? GZIP_FLAG : 0);
+  await store(site, keyOf(target, staleKeyConfig(site.config)), body, site.config.gzip ? GZIP_FLAG : 0);
 }
 
 function send(site: Site, method: string, target: string, headers = '', body = ''): Promise<RawResponse> {
@@ -206,13 +211,13 @@ describe('with grace, an errorPage and gzip, when the app fails on a miss', () =
   });
 
   it('serves hits with the hitHeaders, quotes and backslashes intact, and never adds them to what the app sends', async () => {
-    await memcachedSet(site.memcached.address, keyOf('/article/hit', site.config), gzipSync('<h1>hit</h1>'), GZIP_FLAG);
+    await store(site, keyOf('/article/hit', site.config), gzipSync('<h1>hit</h1>'), GZIP_FLAG);
     const hit = await send(site, 'GET', '/article/hit');
     expect(hit.headers['x-cache']).toBe('HIT');
     expectHitHeaders(hit);
     expect(hit.body.toString()).toBe('<h1>hit</h1>');
     const typedHit = '/api/hit';
-    await memcachedSet(site.memcached.address, keyOf(typedHit, site.config), gzipSync('{}'), GZIP_FLAG);
+    await store(site, keyOf(typedHit, site.config), gzipSync('{}'), GZIP_FLAG);
     expectHitHeaders(await send(site, 'GET', typedHit));
     const miss = await send(site, 'GET', '/article/rendered');
     expect(miss.headers['x-cache']).toBe('MISS');
@@ -314,7 +319,7 @@ describe('without grace (0, the default)', () => {
   });
 
   it('serves hits with the hitHeaders', async () => {
-    await memcachedSet(site.memcached.address, keyOf('/hit', site.config), gzipSync('<p>hit</p>'), GZIP_FLAG);
+    await store(site, keyOf('/hit', site.config), gzipSync('<p>hit</p>'), GZIP_FLAG);
     const response = await send(site, 'GET', '/hit');
     expect(response.headers['x-cache']).toBe('HIT');
     expectHitHeaders(response);
@@ -328,7 +333,8 @@ describe.each(['set_misc', 'lua', 'njs'] as const)('with md5 by %s, the stale ke
   let site: Site;
 
   beforeAll(async () => {
-    site = await startSite({ grace: 60, gzip: false, hosts: SITE_HOSTS, ...UNUSUAL }, md5);
+    // Three memcached servers: the stale copy is read from the server the ring picks for its own key.
+    site = await startSite({ grace: 60, gzip: false, hosts: SITE_HOSTS, ...UNUSUAL }, md5, 3);
   });
 
   afterAll(async () => {
@@ -342,7 +348,7 @@ describe.each(['set_misc', 'lua', 'njs'] as const)('with md5 by %s, the stale ke
     expect(cases.length).toBeGreaterThanOrEqual(300);
     const stale = staleKeyConfig(site.config);
     for (const [i, c] of cases.entries()) {
-      await memcachedSet(site.memcached.address, requestKey({ url: c.target, headers: { host: c.host } }, stale), `<p>stale ${i}</p>`);
+      await store(site, requestKey({ url: c.target, headers: { host: c.host } }, stale), `<p>stale ${i}</p>`);
     }
     const failures: string[] = [];
     for (let start = 0; start < cases.length; start += 16) {
