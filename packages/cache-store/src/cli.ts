@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { loadConfig } from '@sitecache/config';
+import { loadConfig, type SitecacheConfig } from '@sitecache/config';
+import { checkPage, formatReport, reportPassed } from './check.js';
 import { createPageStore, type ServerStats } from './page-store.js';
 
 const HELP = `Usage: sitecache <command> [--config FILE]
@@ -8,16 +9,26 @@ const HELP = `Usage: sitecache <command> [--config FILE]
 Commands:
   purge URL...      remove pages from memcached; a path such as /news/ stands for that page
                     under every host in config.hosts, an absolute URL for one page
+  purge --soft URL...
+                    remove the fresh copies only and keep the stale ones (config.grace): the
+                    next visitor renders the page once, the others get the stale copy meanwhile
   purge --all       empty every memcached server of the config (flush_all: every site
                     sharing those servers loses its pages too)
   stats [--json]    each server's hits, misses, items, evictions and bytes: a table, or JSON
+  check URL         fetch a page through nginx (URL is nginx's address, such as
+                    http://127.0.0.1:8080/news/) twice and print the headers the hit does not
+                    carry as the miss did, or why the page was not stored
 
 Options:
   --config FILE     the config file (default: $SITECACHE_CONFIG or ./sitecache.config.json)
-  --timeout MS      how long one memcached command may take (default 2000)
+  --timeout MS      how long one memcached command, or one request of check, may take (default 2000)
+  --host HOST       check: the Host to send (default: the URL's host when config.hosts names it,
+                    else the first host of config.hosts)
+  --wait MS         check: how long to leave the app to store the miss (default 300)
   -h, --help        show this help
 
-Exit status: 0 done, 1 a server failed, 2 bad usage.
+Exit status: 0 done (check: stored, and the hit carries the miss's headers), 1 a server failed
+(check: not stored, or headers differ), 2 bad usage.
 `;
 
 class UsageError extends Error {}
@@ -30,6 +41,9 @@ async function main(argv: string[]): Promise<number> {
       all: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       timeout: { type: 'string' },
+      soft: { type: 'boolean', default: false },
+      host: { type: 'string' },
+      wait: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: true,
@@ -40,7 +54,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined && !values.help ? 2 : 0;
   }
-  if (command !== 'purge' && command !== 'stats') throw new UsageError(`unknown command "${command}"`);
+  if (command !== 'purge' && command !== 'stats' && command !== 'check') throw new UsageError(`unknown command "${command}"`);
+  if (values.soft && (command !== 'purge' || values.all)) throw new UsageError('--soft goes with purge URL...');
+  if ((values.host !== undefined || values.wait !== undefined) && command !== 'check') throw new UsageError('--host and --wait go with check');
+  if (command === 'check' && args.length !== 1) throw new UsageError('check takes one URL');
   if (command === 'purge' && !values.all && args.length === 0) throw new UsageError('purge needs URLs or --all');
   if (command === 'purge' && values.all && args.length > 0) throw new UsageError('purge takes URLs or --all, not both');
   if (command === 'stats' && args.length > 0) throw new UsageError('stats takes no arguments');
@@ -48,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout expects whole milliseconds, got ${values.timeout}`);
 
   const config = loadConfig(values.config);
+  if (command === 'check') return check(config, args[0] as string, values.host, values.wait, timeout);
   // An operator's command waits longer than a page write would, and says what failed.
   const store = createPageStore(config, { commandTimeoutMs: timeout, connectTimeoutMs: timeout, logger: { warn: () => undefined } });
   try {
@@ -61,12 +79,30 @@ async function main(argv: string[]): Promise<number> {
       for (const r of results) process.stdout.write(`${r.server}\t${r.ok ? 'flushed' : `failed: ${r.error}`}\n`);
       return results.every((r) => r.ok) ? 0 : 1;
     }
-    const pages = await store.purge(args);
+    const pages = await store.purge(args, { soft: values.soft });
     for (const p of pages) process.stdout.write(`${p.result}\t${p.url}\t${p.server}${p.error ? `\t${p.error}` : ''}\n`);
     return pages.every((p) => p.result !== 'failed') ? 0 : 1;
   } finally {
     await store.close();
   }
+}
+
+async function check(config: SitecacheConfig, address: string, host: string | undefined, wait: string | undefined, timeout: number): Promise<number> {
+  let url: URL;
+  try {
+    url = new URL(address);
+  } catch {
+    throw new UsageError(`check expects nginx's URL, such as http://127.0.0.1:8080/news/, got ${address}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`check expects an http or https URL, got ${address}`);
+  const waitMs = Number(wait ?? 300);
+  if (!Number.isInteger(waitMs) || waitMs < 0) throw new UsageError(`--wait expects whole milliseconds, got ${wait}`);
+  const named = config.hosts.find((h) => h === url.hostname);
+  const sent = host ?? named ?? config.hosts.find((h) => !h.startsWith('*.'));
+  if (sent === undefined) throw new UsageError('config.hosts names only wildcard hosts: give --host');
+  const report = await checkPage(config, url, sent, waitMs, timeout);
+  process.stdout.write(formatReport(report, config));
+  return reportPassed(report, config) ? 0 : 1;
 }
 
 function statsTable(stats: readonly ServerStats[]): string {

@@ -225,23 +225,27 @@ export class PageCache {
     }
     const flight = this.flights.lead(key);
     // A follower whose leader gave up renders too: it reads the purge marker, but takes no lock.
-    const claim = await this.internals.claim(key, flight !== undefined);
-    if (!flight || claim.lock !== 'held') return { render: { flight, claim } };
-
-    const stale = this.config.grace > 0 ? await this.store.get(admission.page, { stale: true }) : undefined;
-    if (stale) {
-      const answer: FlightAnswer = { stored: stale, label: 'STALE' };
-      const send = await this.answerFor(answer, admission, req);
-      if (send) {
-        flight.meanwhile(answer);
-        // The flight lasts while the other process renders, so later requests here take the stale
-        // copy without another add.
-        void this.internals.awaitPage(admission.page, this.waitMs).then(
-          (page) => flight.settle(typeof page === 'object' ? { stored: page, label: 'HIT' } : undefined),
-          () => flight.settle(undefined),
-        );
-        return { send };
-      }
+    if (!flight) return { render: { flight, claim: await this.internals.claim(key, false) } };
+    const [claim, stale] = await Promise.all([
+      this.internals.claim(key, true),
+      this.config.grace > 0 ? this.store.get(admission.page, { stale: true }) : undefined,
+    ]);
+    const staleAnswer: FlightAnswer | undefined = stale && { stored: stale, label: 'STALE' };
+    if (claim.lock !== 'held') {
+      // This process renders; the requests for the page that come meanwhile take the stale copy.
+      if (staleAnswer) flight.meanwhile(staleAnswer);
+      return { render: { flight, claim } };
+    }
+    const send = staleAnswer && (await this.answerFor(staleAnswer, admission, req));
+    if (staleAnswer && send) {
+      flight.meanwhile(staleAnswer);
+      // The flight lasts while the other process renders, so later requests here take the stale
+      // copy without another add.
+      void this.internals.awaitPage(admission.page, this.waitMs).then(
+        (page) => flight.settle(typeof page === 'object' ? { stored: page, label: 'HIT' } : undefined),
+        () => flight.settle(undefined),
+      );
+      return { send };
     }
     const page = await this.internals.awaitPage(admission.page, this.waitMs);
     if (typeof page === 'object') {

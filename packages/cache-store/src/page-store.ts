@@ -451,9 +451,10 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /**
-   * Writes the page, and with grace its stale copy (each to the server nginx reads that key from),
-   * then reads the page's purge marker: if it changed since the render's claim (or, for a plain put,
-   * since just before the write), a purge came in meanwhile and the copies just written are deleted.
+   * Reads the page's purge marker, writes the page and with grace its stale copy (each to the
+   * server nginx reads that key from), then reads the marker again. A marker that changed since
+   * the render's claim (for a plain put, since the first read) means a purge came in meanwhile:
+   * before the set, nothing is written; after it, the copies just written are deleted.
    * A purge writes its marker before it deletes, so whichever order the two meet in, the page that
    * was rendered before the purge does not survive it. The marker holds a random token, not a
    * time, so no two clocks need to agree.
@@ -476,15 +477,16 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     if (rawLength > (this.config.gzip ? this.options.maxItemBytes : limit)) return skip('too-large');
     const slot = this.slots.get(server) as ServerSlot;
 
-    let mark = claimed;
-    if (mark === undefined) {
-      const read = await this.readMark(slot, key);
-      if (!read.ok) return skip(read.reason);
-      mark = read.value;
-    } else if (Date.now() - mark.readAt > (this.markTtl - MARK_MARGIN / 2) * 1000) {
+    // Read before the set too, so that a purge made during the render (the usual case) leaves
+    // nothing to take back, not even for the moment between the set and the read after it.
+    if (claimed && Date.now() - claimed.readAt > (this.markTtl - MARK_MARGIN / 2) * 1000) {
       // The marker of a purge made early in this render may have expired by now.
       return skip('purged');
     }
+    const before = await this.readMark(slot, key);
+    if (!before.ok) return skip(before.reason);
+    if (claimed && before.value.value !== claimed.value) return skip('purged');
+    const mark = before.value;
 
     // Compressed in this thread: zlib's thread pool would compete for the same cores anyway, and
     // pages waiting for it pile up until the in-flight bound drops them (measured: a third of the
@@ -562,9 +564,10 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const [locked, mark] = await Promise.all([
       lock
         ? slot.run((client) =>
-            // The lock outlives no render nginx still waits for (appTimeout); one left by a killed
-            // process expires by itself.
-            client.add(`${key}${LOCK_SUFFIX}`, '1', { lifetime: this.config.appTimeout }).then(
+            // The lock lasts as long as nginx waits for a render (appTimeout), so one left by a
+            // killed process expires by itself. memcached's clock ticks in whole seconds: a TTL of
+            // n lives between n - 1 and n seconds, hence the + 1.
+            client.add(`${key}${LOCK_SUFFIX}`, '1', { lifetime: this.config.appTimeout + 1 }).then(
               () => 'taken' as const,
               (error: Error) => {
                 if (error.message === 'NOT_STORED') return 'held' as const;

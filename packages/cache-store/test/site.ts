@@ -1,8 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
 import { renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
-import { freePort, memcachedCommand, sendRaw, startMemcached, startNginx, type MemcachedServer, type NginxServer, type RawResponse } from '@sitecache/test-services';
+import {
+  freePort,
+  memcachedCommand,
+  sendRaw,
+  spawnService,
+  startMemcached,
+  startNginx,
+  type MemcachedServer,
+  type NginxServer,
+  type RawResponse,
+  type ServiceProcess,
+} from '@sitecache/test-services';
 
 /** The host every test site serves. */
 export const HOST = 'www.example.test';
@@ -188,4 +201,50 @@ export async function startHeldMemcached(): Promise<HeldMemcached> {
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** App processes running test/fixtures/render-app.ts: pageCache in front of a render of `renderMs`. */
+export interface AppProcesses {
+  readonly ports: readonly number[];
+  /** The renders every process has started so far: `{ pid, n, url }`. */
+  renders(): { pid: number; n: number; url: string }[];
+  /** What the processes logged besides their renders: sitecache's warnings. */
+  warnings(): string[];
+  /** SIGKILLs the process with this pid, as a crash would. */
+  kill(pid: number): void;
+  stop(): Promise<void>;
+}
+
+/** Starts `count` app processes (with tsx, from src), each on a port of its own. */
+export async function startApps(count: number, settings: { config: SitecacheConfig; renderMs: number; options?: Record<string, unknown> }): Promise<AppProcesses> {
+  const fixture = fileURLToPath(new URL('./fixtures/render-app.ts', import.meta.url));
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const { NODE_OPTIONS: _jestOptions, ...env } = process.env;
+  const apps: ServiceProcess[] = [];
+  const stop = async (): Promise<void> => {
+    for (const app of apps) await app.stop();
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      apps.push(spawnService(process.execPath, ['--import', tsx, fixture], { env: { ...env, SITECACHE_TEST_APP: JSON.stringify(settings) } }));
+    }
+    const ports: number[] = [];
+    for (const app of apps) {
+      await eventually(() => /^ready \d+$/m.test(app.stderr()) || !app.alive(), () => `an app process to listen: ${app.stderr()}`, 20_000);
+      const port = /^ready (\d+)$/m.exec(app.stderr());
+      if (!port) throw new Error(`an app process exited: ${app.stderr()}`);
+      ports.push(Number(port[1]));
+    }
+    return {
+      ports,
+      renders: () =>
+        apps.flatMap((app) => [...app.stderr().matchAll(/^render (\d+) (\S+)$/gm)].map((m) => ({ pid: app.pid, n: Number(m[1]), url: m[2] as string }))),
+      warnings: () => apps.flatMap((app) => app.stderr().split('\n').filter((line) => line !== '' && !/^(render|ready) /.test(line))),
+      kill: (pid) => apps.find((app) => app.pid === pid)?.signal('SIGKILL'),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
