@@ -152,8 +152,11 @@ describe('renderNginxConf', () => {
     expect(text.indexOf('server 127.0.0.1:11213 max_fails=0;')).toBeLessThan(text.indexOf('server localhost:11211 max_fails=0;'));
   });
 
-  it('writes a comment above every block saying why it is there', () => {
-    const lines = renderNginxConf(parseConfig(three), { standalone: true, prefix: '/srv/site' }).split('\n');
+  it.each([
+    ['without grace', three],
+    ['with grace, typed locations and an errorPage', { ...three, ...STALE_FIELDS }],
+  ])('writes a comment above every block saying why it is there, %s', (_what, fields) => {
+    const lines = renderNginxConf(parseConfig(fields), { standalone: true, prefix: '/srv/site' }).split('\n');
     const opening = lines.map((line, i) => [line, i] as const).filter(([line]) => /^\s*(upstream|server|location|map|http|events) .*\{$|^\s*(server|http|events) \{$/.test(line));
     expect(opening.length).toBeGreaterThan(5);
     for (const [line, i] of opening) {
