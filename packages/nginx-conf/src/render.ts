@@ -21,7 +21,8 @@ export function renderNginxConf(input: SitecacheConfigInput, options: RenderOpti
 
 /**
  * The njs module that computes the key when `md5` is "njs": nginx imports it with js_import
- * from `njsModulePath`. It hashes the raw bytes of $host and $request_uri, as the app does.
+ * from `njsModulePath`. It exports `key` and `staleKey` (the key of the page's stale copy, read
+ * only with grace on), both hashing the raw bytes of $host and $request_uri, as the app does.
  */
 export function renderNjsKeyModule(input: SitecacheConfigInput): string {
   const config = resolveConfig(input);
