@@ -83,6 +83,8 @@ function eventLine(event: ProgressEvent, live: boolean): string | null {
 }
 
 function exitText(exitCode: number | null, signal: string | null, error: string | null): string {
+  // Both only when the runner killed it for a reason of its own (queue mode: its lock was lost).
+  if (signal !== null && error !== null) return `signal ${signal}: ${(error.split('\n')[0] ?? error).slice(0, 200)}`;
   if (signal !== null) return `signal ${signal}`;
   if (error !== null) return (error.split('\n')[0] ?? error).slice(0, 200);
   return `exit code ${exitCode}`;

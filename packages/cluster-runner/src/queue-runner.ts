@@ -75,6 +75,8 @@ const STATE_POLL_MS = 500;
 const ENQUEUE_BATCH = 1_000;
 /** Far more than anyone asks for: the runner decides retries itself (--retries), BullMQ only counts. */
 const UNLIMITED_ATTEMPTS = 1_000_000;
+/** The part of the lock duration after which a lock not renewed counts as lost. */
+export const LOCK_GIVE_UP = 0.5;
 /** A cluster whose runner died this many times (it may be what kills them) is recorded as failed. */
 export const MAX_RUNNER_DEATHS = 10;
 /** The last lines of an attempt's output kept in its queue record. */
@@ -82,8 +84,10 @@ const TAIL_LINES = 10;
 const TAIL_BYTES = 2_048;
 
 /**
- * How often the stalled check runs, from the lock duration: a cluster whose runner died is taken
- * up within lockDuration (its lock expiring) plus two checks (one marks it, the next moves it).
+ * How often the stalled check runs, from the lock duration. Each check moves the clusters it marked
+ * the time before whose locks are gone back to the waiting list, then marks every running cluster
+ * (a renewal removes the mark). A cluster whose runner died is taken up within lockDuration (its
+ * lock expiring, marked meanwhile) plus one check: 35 s with the default 30 s lock.
  */
 export function stalledIntervalMs(lockDurationMs: number): number {
   return Math.max(250, Math.round(lockDurationMs / 6));
@@ -336,21 +340,23 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
     };
 
     /**
-     * Renews the locks of the clusters this runner holds, in one call, and stops a cluster whose
-     * lock is lost or may expire before a renewal gets through (Redis unreachable): BullMQ's stalled
-     * check gives it to another runner once the lock expires, and it must not run on here meanwhile.
+     * Renews the locks of the clusters this runner holds, in one call every lockDuration/6, and
+     * stops a cluster whose lock is lost, or whose last renewal that got through is half a lock
+     * duration old (Redis unreachable): BullMQ's stalled check gives a cluster to another runner
+     * once its lock expires, and it must not run on here by then. Half leaves room for a renewal
+     * lost in a Redis crash and for a slow event loop.
      */
     let renewing = false;
     let lastRenewal = 0;
-    const tick = Math.max(100, Math.round(lockMs / 8));
     const watchLocks = setInterval(() => {
       const now = Date.now();
       for (const hold of held.values()) {
-        if (hold.lost === null && now - hold.renewedAt > lockMs * 0.75) {
-          loseLock(hold, `its lock could not be renewed for ${((now - hold.renewedAt) / 1000).toFixed(1)}s (Redis unreachable?), so it was stopped before another runner could take it`);
+        if (hold.lost === null && now - hold.renewedAt > lockMs * LOCK_GIVE_UP) {
+          const seconds = ((now - hold.renewedAt) / 1000).toFixed(1);
+          loseLock(hold, `its lock could not be renewed for ${seconds}s (Redis unreachable?), so it was stopped before another runner could take it`);
         }
       }
-      if (renewing || worker === null || now - lastRenewal < lockMs / 4) return;
+      if (renewing || worker === null || now - lastRenewal < lockMs / 6) return;
       const holds = [...held.values()].filter((hold) => hold.lost === null);
       if (holds.length === 0) return;
       renewing = true;
@@ -369,7 +375,7 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
         })
         .catch(() => undefined)
         .finally(() => (renewing = false));
-    }, tick);
+    }, Math.max(50, Math.round(lockMs / 12)));
 
     const onSignal = (signal: NodeJS.Signals): void => stop(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM', signal);
     const onAbort = (): void => stop('abort', 'SIGTERM');

@@ -19,8 +19,8 @@ afterAll(() => redis?.stop());
 beforeEach(async () => ({ dir, stamps } = await jobFolder('cluster-runner-queue-crash')));
 afterEach(() => dir.remove());
 
-/** A short lock keeps the test quick: a dead runner's clusters are taken up about 2.7 s after it died. */
-const LOCK = '2s';
+/** A short lock keeps the test quick: a dead runner's clusters are taken up within 3.5 s of its death. */
+const LOCK = '3s';
 
 function runner(name: string, host: string, clusters: number, env: Record<string, string>) {
   const args = [
@@ -87,6 +87,38 @@ describe('a runner killed with SIGKILL, on one of three machines', () => {
     expect(starts - clusters).toBeLessThanOrEqual(rerunsAllowed);
     expect(rerunsAllowed).toBeGreaterThan(0);
   }, 150_000);
+});
+
+describe('Redis unreachable for longer than half the lock', () => {
+  it('stops the clusters before their locks can expire, and they run again later: never two copies at once', async () => {
+    const clusters = 12;
+    const env = { SLEEP_MS: '3000' };
+    const runs = [runner('frozen', 'm1', clusters, env), runner('frozen', 'm2', clusters, env)];
+    await waitFor(() => readQueueStamps(stamps).filter((stamp) => stamp.what === 'start').length >= 6, 60_000, 'six clusters to start');
+    // SIGSTOP: the server keeps its connections but answers nothing, as behind a network partition.
+    redis.process.signal('SIGSTOP');
+    const frozenAt = Date.now();
+    try {
+      // Half of the 3 s lock passes without a renewal: each runner kills its clusters, well before
+      // their locks (renewed every 0.5 s until the freeze) can expire.
+      await new Promise((resolve) => setTimeout(resolve, 2_400 - (Date.now() - frozenAt)));
+      const stopped = [...inFlight('m1'), ...inFlight('m2')];
+      expect(stopped.length).toBeGreaterThan(0);
+      expect(stopped.filter((stamp) => alive(stamp.pid))).toEqual([]);
+      for (const stamp of stopped) appendFileSync(stamps, `dead ${stamp.cluster} ${stamp.attempt} ${stamp.pid} ${stamp.host}\n`);
+    } finally {
+      redis.process.signal('SIGCONT');
+    }
+    const results = await Promise.all(runs);
+    for (const result of results) {
+      expect(result.exitCode).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, done: clusters });
+    }
+    expect(results.map((result) => result.stderr).join('')).toMatch(/^cluster \d+\/12 interrupted \(signal SIGKILL: its lock could not be renewed for 1\.\ds \(Redis unreachable\?\), so it was stopped before another runner could take it\)/m);
+    const all = readQueueStamps(stamps);
+    expect(overlaps(all)).toEqual([]);
+    expect(doneClusters(all)).toEqual(Array.from({ length: clusters }, (_, i) => i + 1));
+  }, 120_000);
 });
 
 describe('Redis restarted mid-run', () => {
