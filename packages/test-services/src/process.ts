@@ -1,12 +1,16 @@
-import { execa, type ResultPromise } from 'execa';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
 
 /** A service process the harness started, with the ways a test stops or faults it. */
 export interface ServiceProcess {
   readonly pid: number;
   /** True until the process has exited. */
   alive(): boolean;
-  /** Sends a signal as a fault would: SIGKILL, SIGSTOP, SIGCONT. */
+  /**
+   * Sends a signal as a fault would: SIGKILL, SIGSTOP, SIGCONT. SIGSTOP returns once the process is
+   * stopped, so what the test does next meets a frozen process.
+   */
   signal(signal: NodeJS.Signals): void;
   /** Stops the process (SIGTERM, then SIGKILL after `graceMs`) and waits for it to exit. */
   stop(graceMs?: number): Promise<void>;
@@ -46,7 +50,9 @@ export function spawnService(
     pid,
     alive: () => !exited,
     signal(signal) {
-      if (!exited) process.kill(pid, signal);
+      if (exited) return;
+      process.kill(pid, signal);
+      if (signal === 'SIGSTOP') waitUntilStopped(pid);
     },
     async stop(graceMs = 5_000) {
       if (exited) return;
@@ -66,4 +72,21 @@ export function spawnService(
     },
     stderr: () => stderr,
   };
+}
+
+// The kernel stops a process asynchronously: a busy one on the other core runs on for a moment.
+// Linux shows a stopped process as state T in /proc/PID/stat (the field after the parenthesized name).
+function waitUntilStopped(pid: number): void {
+  const deadline = Date.now() + 2_000;
+  while (Date.now() < deadline) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return; // gone, or no /proc: nothing to wait for
+    }
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'T' || state === 't') return;
+  }
+  throw new Error(`process ${pid} did not stop within 2 s of SIGSTOP`);
 }
