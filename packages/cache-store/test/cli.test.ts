@@ -1,23 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, makeTempDir, memcachedGet, startMemcached, type MemcachedServer, type TempDir } from '@sitecache/test-services';
 import { createPageStore, type PageStore, type ServerStats } from '../src/index.js';
-import { HOST, STEADY, testConfig } from './site.js';
-
-// The built bin, run as a user runs it: `sitecache purge URL...` and `sitecache stats [--json]`.
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-function sitecache(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+import { HOST, sitecache, STEADY, testConfig } from './site.js';
 
 describe('the sitecache bin', () => {
   let servers: MemcachedServer[];
@@ -58,6 +45,27 @@ describe('the sitecache bin', () => {
     expect(await held(`https://${HOST}/a`)).toBe(false);
     expect(await held('https://example.test/b')).toBe(false);
     expect(await held(`https://${HOST}/keep`)).toBe(true);
+  });
+
+  it('purges the fresh copy only with --soft, keeping the stale copy, and both without it', async () => {
+    const graceFile = join(dir.path, 'grace.json');
+    const fields = { hosts: [HOST], memcached: servers.map((s) => s.address), app: ['127.0.0.1:9'], gzip: false, grace: 120 };
+    await writeFile(graceFile, JSON.stringify(fields));
+    const graceStore = createPageStore(testConfig(fields.memcached, fields), STEADY);
+    try {
+      const page = `https://${HOST}/soft`;
+      await graceStore.put(page, '<p>soft</p>');
+      const soft = await sitecache(['purge', '--soft', '--config', graceFile, page]);
+      expect([soft.code, soft.stdout.split('\t')[0]]).toEqual([0, 'purged']);
+      expect(await graceStore.get(page)).toBeUndefined();
+      expect((await graceStore.get(page, { stale: true }))?.body.toString()).toBe('<p>soft</p>');
+      const hard = await sitecache(['purge', '--config', graceFile, page]);
+      expect([hard.code, hard.stdout.split('\t')[0]]).toEqual([0, 'purged']);
+      expect(await graceStore.get(page, { stale: true })).toBeUndefined();
+      expect((await sitecache(['purge', '--soft', '--all', '--config', graceFile])).code).toBe(2);
+    } finally {
+      await graceStore.close();
+    }
   });
 
   it('prints per-server stats as JSON with --json and as a table otherwise', async () => {

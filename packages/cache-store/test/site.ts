@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
@@ -219,7 +220,9 @@ export interface AppProcesses {
 export async function startApps(count: number, settings: { config: SitecacheConfig; renderMs: number; options?: Record<string, unknown> }): Promise<AppProcesses> {
   const fixture = fileURLToPath(new URL('./fixtures/render-app.ts', import.meta.url));
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  const { NODE_OPTIONS: _jestOptions, ...env } = process.env;
+  // jest's --experimental-vm-modules is not for the app.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
   const apps: ServiceProcess[] = [];
   const stop = async (): Promise<void> => {
     for (const app of apps) await app.stop();
@@ -247,4 +250,16 @@ export async function startApps(count: number, settings: { config: SitecacheConf
     await stop();
     throw error;
   }
+}
+
+// The built bin, run as a user runs it (build first: `pnpm --filter @sitecache/cache-store build`).
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+/** Runs `sitecache ...args` and resolves with its exit code and output. */
+export function sitecache(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }
