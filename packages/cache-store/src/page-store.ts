@@ -304,10 +304,11 @@ class ServerSlot {
   }
 
   /**
-   * Runs `command` unless the server failed recently or has too much in flight. Resolves by
-   * connect + command timeout at the latest, whatever the client does.
+   * Runs `command` (`commands` memcached commands one after the other) unless the server failed
+   * recently or has too much in flight. Resolves by connect + `commands` x command timeout at the
+   * latest, whatever the client does.
    */
-  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true): Promise<Outcome<T>> {
+  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true, commands = 1): Promise<Outcome<T>> {
     if (this.shut) return { ok: false, reason: 'closed' };
     const now = Date.now();
     let probe = false;
@@ -332,7 +333,7 @@ class ServerSlot {
     void attempt.finally(() => this.pending--);
     let timer: NodeJS.Timeout | undefined;
     let end: (outcome: Outcome<T>) => void = () => undefined;
-    const bound = this.options.connectTimeoutMs + this.options.commandTimeoutMs + 50;
+    const bound = this.options.connectTimeoutMs + commands * this.options.commandTimeoutMs + 50;
     const timeout = new Promise<Outcome<T>>((resolve) => {
       end = resolve;
       timer = setTimeout(
@@ -476,17 +477,10 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const limit = this.options.maxItemBytes - key.length - ITEM_OVERHEAD;
     if (rawLength > (this.config.gzip ? this.options.maxItemBytes : limit)) return skip('too-large');
     const slot = this.slots.get(server) as ServerSlot;
-
-    // Read before the set too, so that a purge made during the render (the usual case) leaves
-    // nothing to take back, not even for the moment between the set and the read after it.
     if (claimed && Date.now() - claimed.readAt > (this.markTtl - MARK_MARGIN / 2) * 1000) {
       // The marker of a purge made early in this render may have expired by now.
       return skip('purged');
     }
-    const before = await this.readMark(slot, key);
-    if (!before.ok) return skip(before.reason);
-    if (claimed && before.value.value !== claimed.value) return skip('purged');
-    const mark = before.value;
 
     // Compressed in this thread: zlib's thread pool would compete for the same cores anyway, and
     // pages waiting for it pile up until the in-flight bound drops them (measured: a third of the
@@ -496,41 +490,45 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     if (length > limit) return skip('too-large');
     const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
     const stale = this.config.grace > 0 ? this.staleKeyFor(page) : undefined;
-    const [outcome, staleOutcome] = await Promise.all([
-      this.setRaw(slot, key, flags, ttl, value),
-      stale === undefined ? undefined : this.setRaw(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale, flags, ttl + this.config.grace, value),
-    ]);
-    if (!outcome.ok) return skip(outcome.reason);
+    const staleSlot = stale === undefined ? undefined : (this.slots.get(this.ring.serverFor(stale)) as ServerSlot);
+    const markKey = `${key}${MARK_SUFFIX}`;
+    const markOf = (client: MemcacheClient): Promise<string | null> =>
+      client.get<string>(markKey).then((found) => (found ? String(found.value) : null));
 
-    const after = await this.readMark(slot, key);
-    if (!after.ok || after.value.value !== mark.value) {
-      // A purge came in during the render or the write (or memcached cannot tell us it did not).
-      const soft = after.ok && after.value.value?.endsWith(' soft') === true;
+    // One run on the page's server for the three commands (a timer and an in-flight slot per put,
+    // not per command): the marker, the set, the marker again.
+    const outcome = await slot.run(async (client) => {
+      // Read before the set too, so that a purge made during the render (the usual case) leaves
+      // nothing to take back, not even for the moment between the set and the read after it.
+      const before = await markOf(client);
+      if (claimed && before !== claimed.value) return { purged: 'before' as const };
+      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale, flags, ttl + this.config.grace, value);
+      await sendSet(client, key, flags, ttl, value);
+      const staleStored = (await staleWrite)?.ok === true;
+      const after = await markOf(client);
+      return after === before ? { purged: undefined, staleStored } : { purged: 'after' as const, soft: after?.endsWith(' soft') === true, staleStored };
+    }, true, 3);
+    if (!outcome.ok) {
+      if (outcome.error && isReply(outcome.error)) slot.refused();
+      return skip(outcome.reason);
+    }
+    const result = outcome.value;
+    if (result.purged === 'before') return skip('purged');
+    if (result.purged === 'after') {
+      // A purge came in during the write: take back what was written before it.
       await Promise.all([
         this.deleteKey(slot, key),
-        stale !== undefined && staleOutcome?.ok && !soft ? this.deleteKey(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale) : undefined,
+        stale !== undefined && result.staleStored && !result.soft ? this.deleteKey(staleSlot as ServerSlot, stale) : undefined,
       ]);
-      return skip(after.ok ? 'purged' : after.reason);
+      return skip('purged');
     }
     this.metrics.recordStored(length);
-    return stale === undefined ? { stored: true, key, server, bytes: length, ttl } : { stored: true, key, server, bytes: length, ttl, stale: staleOutcome?.ok === true };
+    return stale === undefined ? { stored: true, key, server, bytes: length, ttl } : { stored: true, key, server, bytes: length, ttl, stale: result.staleStored };
   }
 
-  /** A raw set: memcache-client's own set would choose the flags itself. */
+  /** Writes one copy with a run of its own. */
   private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer): Promise<Outcome<void>> {
-    const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
-    const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
-    const outcome = await slot.run(async (client) => {
-      await client.send((socket?: Socket) => {
-        if (!socket) return;
-        socket.cork();
-        socket.write(header, 'latin1');
-        if (typeof value === 'string') socket.write(value, 'utf8');
-        else socket.write(value);
-        socket.write(CRLF);
-        socket.uncork();
-      });
-    });
+    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, value));
     if (!outcome.ok && outcome.error && isReply(outcome.error)) slot.refused();
     return outcome;
   }
@@ -731,6 +729,21 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
 }
 
 const CRLF = Buffer.from('\r\n');
+
+/** A raw set: memcache-client's own set would choose the flags itself. */
+async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: number, value: string | Buffer): Promise<void> {
+  const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+  const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
+  await client.send((socket?: Socket) => {
+    if (!socket) return;
+    socket.cork();
+    socket.write(header, 'latin1');
+    if (typeof value === 'string') socket.write(value, 'utf8');
+    else socket.write(value);
+    socket.write(CRLF);
+    socket.uncork();
+  });
+}
 
 function storedPage(key: string, server: string, item: { value: Buffer | string; tokens: string[] }): StoredPage {
   const flags = Number(item.tokens[2]);
