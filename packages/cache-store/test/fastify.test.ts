@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
 import { ConfigError } from '@sitecache/config';
-import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import { memcachedCommand, memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createPageStore, type PageStore } from '../src/index.js';
 import { fastifyPageCache } from '../src/fastify.js';
@@ -134,5 +135,46 @@ describe('the Fastify plugin given a config as written in sitecache.config.json'
     } finally {
       await real.close();
     }
+  });
+});
+
+describe('the Fastify plugin while another process renders (config.grace)', () => {
+  let memcached: MemcachedServer;
+  let app: FastifyInstance;
+  let port: number;
+  let store: PageStore;
+  let renders = 0;
+
+  beforeAll(async () => {
+    memcached = await startMemcached();
+    const config = testConfig([memcached.address], { gzip: true, grace: 60 });
+    store = createPageStore(config, STEADY);
+    app = Fastify();
+    await app.register(fastifyPageCache, { config, ...STEADY, singleFlightWaitMs: 200 });
+    app.get('/busy', async (_request, reply) => {
+      renders++;
+      return reply.type('text/html').send('<p>new</p>');
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await store?.close();
+    await memcached?.stop();
+  });
+
+  it('answers with the stale copy, as nginx would send it, while the render lock is held elsewhere; renders once it is gone', async () => {
+    const key = store.keyFor(`https://${HOST}/busy`);
+    await store.put(`https://${HOST}/busy`, '<p>old</p>');
+    await memcachedCommand(memcached.address, `delete ${key}\r\nadd ${key}.lock 0 60 1\r\n1\r\nget sitecache-test-no-such-key\r\n`);
+    const zipped = await requestTo(port, '/busy', { 'Accept-Encoding': 'gzip' });
+    expect([zipped.status, zipped.headers['x-cache'], zipped.headers['content-encoding'], gunzipSync(zipped.body).toString()]).toEqual([200, 'STALE', 'gzip', '<p>old</p>']);
+    const plain = await requestTo(port, '/busy');
+    expect([plain.status, plain.headers['x-cache'], plain.headers['content-encoding'], plain.body.toString()]).toEqual([200, 'STALE', undefined, '<p>old</p>']);
+    expect(renders).toBe(0);
+    await memcachedCommand(memcached.address, `delete ${key}.lock\r\nget sitecache-test-no-such-key\r\n`);
+    await eventually(async () => (await requestTo(port, '/busy')).headers['x-cache'] === 'MISS', 'a render once the lock is gone');
+    expect(renders).toBe(1);
   });
 });
