@@ -7,7 +7,7 @@
  *   hits        serveFromCache hits against the app answering from an in-memory Buffer
  *   grace       the cost of the stale copy (config.grace: a second set per page), grace off against on,
  *               on the miss path and in the writer
- * `pnpm bench:store -- --grace` runs the grace rows alone (about a minute with the defaults).
+ * `pnpm bench:store --grace` runs the grace rows alone (about two minutes with the defaults).
  */
 import { execFile } from 'node:child_process';
 import { createServer, type RequestListener, type Server } from 'node:http';
@@ -110,7 +110,8 @@ async function missPathGrace(off: SitecacheConfig, on: SitecacheConfig, renders:
   const rates: [number[], number[]] = [[], []];
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const side of [0, 1] as const) {
+      // Each side goes first every other round: the first wrk of a round meets a colder process.
+      for (const side of round % 2 === 0 ? ([0, 1] as const) : ([1, 0] as const)) {
         const script = join(scriptDir, `grace-${side}-${round}.lua`);
         const prefix = `/grace/${off.gzip ? 'gz' : 'raw'}/${renders}/${side}/${round}`;
         await writeFile(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "${prefix}/" .. n)\nend\n`);

@@ -7,6 +7,7 @@ export {
   type PutOptions,
   type PutResult,
   type StoredPage,
+  type PurgeOptions,
   type PurgedPage,
   type ServerResult,
   type ServerStats,
