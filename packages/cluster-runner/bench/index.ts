@@ -199,7 +199,7 @@ async function main(): Promise<void> {
       await bigLog(dir.path);
       await startupCost(dir.path);
     }
-    console.log(`\nAcross machines (--queue on a local redis-server ${QUEUE_ONLY ? '' : ', the same run'}):`);
+    console.log(`\nAcross machines (--queue on a local redis-server${QUEUE_ONLY ? '' : ', in the same run'}):`);
     await queueMode(dir.path);
   } finally {
     await dir.remove();

@@ -120,14 +120,7 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
   let worker: Worker<ClusterJobData, AttemptRecord> | null = null;
   let executor: Executor | null = null;
   try {
-    const scanBegan = performance.now();
-    if (settings.fresh) await startOver(redis, jobs, queue);
-    await claimJob(redis, queue, requested);
-    await enqueue(redis, jobs, queue.name, clusters);
-    await retryFailedBefore(jobs, startedAt);
-    const initial = await jobs.getJobCounts('completed', 'failed');
-    const scanMs = performance.now() - scanBegan;
-
+    if (settings.fresh) await refuseIfBusy(jobs, queue);
     const outputDir = settings.outputDir ?? resolve(settings.cwd, `${queue.name}.output`);
     // As in a local run, --fresh keeps the old job's default output folder beside the new one.
     if (settings.fresh && settings.outputDir === null && existsSync(outputDir)) renameSync(outputDir, `${outputDir}.${fileStamp()}`);
@@ -153,9 +146,17 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
             env: settings.env,
             launchers: settings.jobs,
           });
-    // A worker module that cannot run clusters is refused before this runner takes any.
+    // A worker module that cannot run clusters is refused before anything is enqueued.
     await executor.open();
     const pool = executor;
+
+    const scanBegan = performance.now();
+    if (settings.fresh) await startOver(redis, jobs, queue);
+    await claimJob(redis, queue, requested);
+    await enqueue(redis, jobs, queue.name, clusters);
+    await retryFailedBefore(jobs, startedAt);
+    const initial = await jobs.getJobCounts('completed', 'failed');
+    const scanMs = performance.now() - scanBegan;
 
     const stats = { done: initial.completed ?? 0, failed: initial.failed ?? 0, running: 0, doneThisRun: 0 };
     const doneBefore = stats.done;
@@ -477,10 +478,15 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
   }
 }
 
-/** --fresh: removes the job and everything the queue knows of it, refusing while clusters run. */
-async function startOver(redis: Redis, jobs: ClusterQueue, queue: QueueSettings): Promise<void> {
+/** --fresh is refused while clusters of the job run: replacing it under them would run clusters twice. */
+async function refuseIfBusy(jobs: ClusterQueue, queue: QueueSettings): Promise<void> {
   const running = await jobs.getActiveCount();
   if (running > 0) throw new QueueBusyError(queue.name, queue.address, running);
+}
+
+/** --fresh: removes the job and everything the queue knows of it (BullMQ refuses while clusters run). */
+async function startOver(redis: Redis, jobs: ClusterQueue, queue: QueueSettings): Promise<void> {
+  await refuseIfBusy(jobs, queue);
   try {
     await jobs.obliterate({ force: false });
   } catch {

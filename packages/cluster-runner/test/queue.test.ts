@@ -136,6 +136,10 @@ describe('stopping and limits', () => {
     ]);
     const text = await cli(['status', '--queue', redis.url, '--name', 'handback']);
     expect(text.stdout).toMatch(/^ {4}\d\/6 on m1 for \d+s, attempt 1$/m);
+    // Replacing the job under a runner would run its clusters twice.
+    const fresh = await runner('handback', 'm9', 6, ['--fresh']);
+    expect(fresh.exitCode).toBe(2);
+    expect(fresh.stderr).toBe(`cluster-run: Job "handback" on ${redis.url} has 3 cluster(s) running: stop its runners (or wait for them) before --fresh starts it over.`);
 
     first.kill('SIGTERM');
     const stopped = await first;
@@ -194,6 +198,15 @@ describe('refusals (exit 2, nothing enqueued)', () => {
     expect(fresh.exitCode).toBe(0);
     expect(JSON.parse(fresh.stdout)).toMatchObject({ ok: true, done: 3, doneBefore: 0, attempts: 3 });
     expect(await status('changed')).toMatchObject({ clusters: 3, done: 3 });
+  });
+
+  it('a worker module that does not load: refused before anything is enqueued', async () => {
+    const missing = join(dir.path, 'missing-worker.mjs');
+    const result = await cli(['--clusters', '3', '--queue', redis.url, '--name', 'badworker', '--worker', missing]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`cluster-run: Worker module "${missing}" cannot run clusters: it failed to load`);
+    // No job, no clusters: only the queue's own meta, which BullMQ writes as it connects.
+    expect(await client.keys('cluster-run:badworker:*')).toEqual(['cluster-run:badworker:meta']);
   });
 
   it('--log with --queue: the queue is the log', async () => {
