@@ -1,6 +1,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, type RedisServer, type TempDir } from '@sitecache/test-services';
 import { cli, fixture, jobFolder, overlaps, peakConcurrency, readQueueStamps, readStamps, stampViolations, waitFor } from './helpers.js';
@@ -235,9 +237,18 @@ describe('the local mode', () => {
     expect(JSON.parse(local.stdout)).toMatchObject({ ok: true, done: 3 });
     expect(stampViolations(readStamps(stamps), log)).toEqual([]);
 
+    // Importing the package loads neither: the ESM build under the same hooks, and the CommonJS
+    // build (whose require() calls those hooks do not see on Node 20) by what require() loaded.
+    const esm = new URL('../dist/index.js', import.meta.url).href;
+    const imported = await execa(process.execPath, [...forbid, '--input-type=module', '-e', `const m = await import(${JSON.stringify(esm)}); console.log(typeof m.runClusters)`]);
+    expect(imported.stdout).toBe('function');
+    const cjs = fileURLToPath(new URL('../dist/index.cjs', import.meta.url));
+    const required = await execa(process.execPath, ['-e', `require(${JSON.stringify(cjs)}); console.log(Object.keys(require.cache).filter((path) => /bullmq|ioredis/.test(path)).length)`]);
+    expect(required.stdout).toBe('0');
+
     const queued = await cli(['--clusters', '3', '--queue', redis.url, '--name', 'forbidden', '--', 'true'], { nodeArgs: forbid });
     expect(queued.exitCode).toBe(1);
-    expect(queued.stderr).toContain('this test forbids loading bullmq');
+    expect(queued.stderr).toMatch(/this test forbids loading (bullmq|ioredis)/);
     expect(readFileSync(log, 'utf8')).not.toContain('forbidden');
   });
 });
