@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, type RedisServer, type TempDir } from '@sitecache/test-services';
+import { runClusters, type ProgressEvent } from '@sitecache/cluster-runner';
 import { cli, fixture, jobFolder, overlaps, peakConcurrency, readQueueStamps, readStamps, stampViolations, waitFor } from './helpers.js';
 
 // Queue mode as users run it: the bin, a real redis-server, and several runners standing for
@@ -161,6 +162,42 @@ describe('stopping and limits', () => {
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/^cluster 1\/1 timeout \(exit code 143\) in 0\.\d\ds, attempt 1$/m);
     expect((await status('timeout')).failed).toMatchObject([{ cluster: 1, host: 'm1', why: 'timeout', exitCode: 143, reason: 'timed out on m1 (attempt 1)' }]);
+  }, 30_000);
+});
+
+describe('memory limits, per machine', () => {
+  it('--max-rss stops a cluster whose memory passes the limit and records it as rss-limit', async () => {
+    const args = ['--clusters', '1', '--queue', redis.url, '--name', 'rss', '--host', 'm1', '--output-dir', join(dir.path, 'm1'), '--max-rss', '120M'];
+    const result = await cli([...args, '--', process.execPath, fixture('alloc-child.mjs')], { env: { LIMIT_MB: '600' } });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/^cluster 1\/1 rss-limit \(signal SIGTERM\) in \d+\.\d\ds, attempt 1$/m);
+    expect((await status('rss')).failed).toMatchObject([{ cluster: 1, host: 'm1', why: 'rss-limit', signal: 'SIGTERM', reason: 'stopped over --max-rss on m1 (attempt 1)' }]);
+  }, 30_000);
+
+  it('--mem-free starts no cluster below the floor, says so, and hands the clusters it held back when stopped', async () => {
+    const controller = new AbortController();
+    const events: ProgressEvent[] = [];
+    const summary = await runClusters({
+      clusters: 2,
+      jobs: 2,
+      queue: redis.url,
+      name: 'memfree',
+      host: 'm1',
+      outputDir: join(dir.path, 'm1'),
+      command: [process.execPath, fixture('queue-child.mjs'), '{}'],
+      env: { STAMPS: stamps },
+      memFree: '64T',
+      signal: controller.signal,
+      handleSignals: false,
+      onProgress: (event) => {
+        events.push(event);
+        if (event.type === 'memory-wait') setTimeout(() => controller.abort(), 300);
+      },
+    });
+    expect(events[0]).toMatchObject({ type: 'memory-wait', memFree: 64 * 1024 ** 4 });
+    expect(summary).toMatchObject({ ok: false, attempts: 0, notStarted: 2, stoppedBy: 'abort', exitCode: 1 });
+    expect(readQueueStamps(stamps)).toEqual([]);
+    expect(await status('memfree')).toMatchObject({ running: [], waiting: 2 });
   }, 30_000);
 });
 
