@@ -71,7 +71,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // The runner is gone (it died or retires this worker): stop at once, as a killed process would.
-  process.on('disconnect', () => process.exit(0));
+  // In queue mode another machine takes the cluster up once its lock expires, so whatever the
+  // cluster started dies too: the worker leads its own process group, and kills all of it.
+  process.on('disconnect', () => {
+    if (process.env.CLUSTER_RUN_QUEUE !== undefined) {
+      try {
+        process.kill(-process.pid, 'SIGKILL');
+      } catch {
+        // not a group leader (started by hand): exiting is all there is to do
+      }
+    }
+    process.exit(0);
+  });
   const modulePath = process.env.CLUSTER_RUN_WORKER_MODULE ?? '';
   let run: ClusterFunction | null;
   try {

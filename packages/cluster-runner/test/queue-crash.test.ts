@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRedis, type RedisServer, type TempDir } from '@sitecache/test-services';
-import { alive, cli, fixture, jobFolder, overlaps, readQueueStamps, waitFor, type QueueStamp } from './helpers.js';
+import { alive, cli, fixture, jobFolder, overlaps, readQueueStamps, readStamps, waitFor, type QueueStamp } from './helpers.js';
 
 // Queue mode under faults: a machine's runner killed with SIGKILL mid-run, again and again, and
 // Redis restarted mid-run. Several runners stand for machines: separate processes, each with its
@@ -87,6 +87,23 @@ describe('a runner killed with SIGKILL, on one of three machines', () => {
     expect(starts - clusters).toBeLessThanOrEqual(rerunsAllowed);
     expect(rerunsAllowed).toBeGreaterThan(0);
   }, 150_000);
+});
+
+describe('a worker-mode runner killed with SIGKILL', () => {
+  it('takes its workers, and what their clusters started, with it', async () => {
+    const args = [
+      '--clusters', '2', '--jobs', '2', '--queue', redis.url, '--name', 'workers-killed', '--host', 'm1',
+      '--output-dir', join(dir.path, 'm1'), '--lock-duration', LOCK, '--worker', fixture('spawning-worker.mjs'),
+    ];
+    const victim = cli(args, { env: { STAMPS: stamps } });
+    await waitFor(() => readStamps(stamps).length === 4, 30_000, 'two clusters to start their processes');
+    const pids = readStamps(stamps).map((stamp) => stamp.pid);
+    expect(new Set(pids).size).toBe(4);
+    expect(pids.every(alive)).toBe(true);
+    victim.kill('SIGKILL');
+    await victim;
+    await waitFor(() => !pids.some(alive), 5_000, 'the workers and their processes to die with their runner');
+  }, 60_000);
 });
 
 describe('Redis unreachable for longer than half the lock', () => {
