@@ -280,7 +280,13 @@ type Outcome<T> = { ok: true; value: T } | { ok: false; reason: SkipReason; erro
 
 /** One memcached server: its client, its in-flight count and its circuit breaker. */
 class ServerSlot {
+  /** Carries the pages: sets of up to maxItemBytes. */
   readonly client: MemcacheClient;
+  /**
+   * One more connection for the small commands a request waits on (the render lock, the purge
+   * marker, polling for a page), so they never queue behind a page being written.
+   */
+  readonly control: MemcacheClient;
   pending = 0;
   private downUntil = 0;
   private probing = false;
@@ -294,21 +300,25 @@ class ServerSlot {
     private readonly metrics: MetricsRecorder,
     private readonly warnings: WarningLog,
   ) {
-    this.client = new MemcacheClient({
-      server: { server: address, maxConnections: options.connectionsPerServer },
-      connectTimeout: options.connectTimeoutMs,
-      cmdTimeout: options.commandTimeoutMs,
-      noDelay: true,
-      logger: SILENT,
-    });
+    const client = (connections: number): MemcacheClient =>
+      new MemcacheClient({
+        server: { server: address, maxConnections: connections },
+        connectTimeout: options.connectTimeoutMs,
+        cmdTimeout: options.commandTimeoutMs,
+        noDelay: true,
+        logger: SILENT,
+      });
+    this.client = client(options.connectionsPerServer);
+    this.control = client(1);
   }
 
   /**
    * Runs `command` (`commands` memcached commands one after the other) unless the server failed
    * recently or has too much in flight. Resolves by connect + `commands` x command timeout at the
-   * latest, whatever the client does.
+   * latest, whatever the client does. On the `control` connection it is never refused as busy:
+   * those commands are small, and as many as the requests waiting on them.
    */
-  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true, commands = 1): Promise<Outcome<T>> {
+  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true, commands = 1, lane: 'pages' | 'control' = 'pages'): Promise<Outcome<T>> {
     if (this.shut) return { ok: false, reason: 'closed' };
     const now = Date.now();
     let probe = false;
@@ -319,18 +329,21 @@ class ServerSlot {
         if (this.probing) return { ok: false, reason: 'server-down' };
         this.probing = probe = true;
       }
-      if (this.pending >= this.options.maxPendingPerServer) {
+      if (lane === 'pages' && this.pending >= this.options.maxPendingPerServer) {
         if (probe) this.probing = false;
         return { ok: false, reason: 'busy' };
       }
     }
-    this.pending++;
-    const attempt = (async () => command(this.client))().then(
+    const counted = lane === 'pages';
+    if (counted) this.pending++;
+    const attempt = (async () => command(lane === 'pages' ? this.client : this.control))().then(
       (value): Outcome<T> => ({ ok: true, value }),
       (error: Error): Outcome<T> => ({ ok: false, reason: 'memcached-error', error }),
     );
     // The in-flight count drops only when the client really lets go, not when we stop waiting.
-    void attempt.finally(() => this.pending--);
+    void attempt.finally(() => {
+      if (counted) this.pending--;
+    });
     let timer: NodeJS.Timeout | undefined;
     let end: (outcome: Outcome<T>) => void = () => undefined;
     const bound = this.options.connectTimeoutMs + commands * this.options.commandTimeoutMs + 50;
@@ -379,6 +392,7 @@ class ServerSlot {
     this.shut = true;
     for (const end of this.waits) end({ ok: false, reason: 'closed' });
     this.client.shutdown();
+    this.control.shutdown();
   }
 }
 
@@ -533,14 +547,6 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     return outcome;
   }
 
-  /** The page's purge marker, read from the page's server. */
-  private async readMark(slot: ServerSlot, key: string, guard = true): Promise<Outcome<PurgeMark>> {
-    const readAt = Date.now();
-    const outcome = await slot.run((client) => client.get<string>(`${key}${MARK_SUFFIX}`), guard);
-    if (!outcome.ok) return outcome;
-    return { ok: true, value: { value: outcome.value ? String(outcome.value.value) : null, readAt } };
-  }
-
   /** Deletes `key`: true when it was there. */
   private deleteKey(slot: ServerSlot, key: string, guard = true): Promise<Outcome<boolean>> {
     return slot.run(
@@ -559,29 +565,38 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   async claim(key: string, lock: boolean): Promise<Claim> {
     const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
     if (this.closed) return { lock: 'unknown', mark: undefined };
-    const [locked, mark] = await Promise.all([
-      lock
-        ? slot.run((client) =>
-            // The lock lasts as long as nginx waits for a render (appTimeout), so one left by a
-            // killed process expires by itself. memcached's clock ticks in whole seconds: a TTL of
-            // n lives between n - 1 and n seconds, hence the + 1.
-            client.add(`${key}${LOCK_SUFFIX}`, '1', { lifetime: this.config.appTimeout + 1 }).then(
-              () => 'taken' as const,
-              (error: Error) => {
-                if (error.message === 'NOT_STORED') return 'held' as const;
-                throw error;
-              },
-            ),
-          )
-        : undefined,
-      this.readMark(slot, key),
-    ]);
-    return { lock: locked?.ok ? locked.value : 'unknown', mark: mark.ok ? mark.value : undefined };
+    const readAt = Date.now();
+    // The add and the read go out together, on the control connection: one round trip.
+    const outcome = await slot.run(
+      (client) =>
+        Promise.allSettled([
+          lock
+            ? // The lock lasts as long as nginx waits for a render (appTimeout), so one left by a
+              // killed process expires by itself. memcached's clock ticks in whole seconds: a TTL
+              // of n lives between n - 1 and n seconds, hence the + 1.
+              client.add(`${key}${LOCK_SUFFIX}`, '1', { lifetime: this.config.appTimeout + 1 }).then(
+                () => 'taken' as const,
+                (error: Error) => {
+                  if (error.message === 'NOT_STORED') return 'held' as const;
+                  throw error;
+                },
+              )
+            : Promise.resolve('unknown' as const),
+          client.get<string>(`${key}${MARK_SUFFIX}`).then((found): PurgeMark => ({ value: found ? String(found.value) : null, readAt })),
+        ]),
+      true,
+      1,
+      'control',
+    );
+    if (!outcome.ok) return { lock: 'unknown', mark: undefined };
+    const [locked, mark] = outcome.value;
+    return { lock: locked.status === 'fulfilled' ? locked.value : 'unknown', mark: mark.status === 'fulfilled' ? mark.value : undefined };
   }
 
   async release(key: string): Promise<void> {
     if (this.closed) return;
-    await this.deleteKey(this.slots.get(this.ring.serverFor(key)) as ServerSlot, `${key}${LOCK_SUFFIX}`);
+    const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
+    await slot.run((client) => client.delete(`${key}${LOCK_SUFFIX}`).catch(() => undefined), true, 1, 'control');
   }
 
   async awaitPage(page: PageAddress, waitMs: number): Promise<StoredPage | 'released' | undefined> {
@@ -592,7 +607,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const lockKey = `${key}${LOCK_SUFFIX}`;
     while (!this.closed) {
       // The page and its lock in one round trip: they live on the same server.
-      const outcome = await slot.run((client) => client.get<Record<string, { value: Buffer | string; tokens: string[] }>>([key, lockKey]));
+      const outcome = await slot.run((client) => client.get<Record<string, { value: Buffer | string; tokens: string[] }>>([key, lockKey]), true, 1, 'control');
       if (outcome.ok) {
         const found = outcome.value as unknown as Record<string, { value: Buffer | string; tokens: string[] } | undefined>;
         const item = found[key];
