@@ -21,16 +21,32 @@ import { loadSettings, PROJECT_DIR } from './settings.js';
 export interface Stack {
   readonly config: SitecacheConfig;
   readonly configPath: string;
+  /** The first memcached server. */
   readonly memcached: MemcachedServer;
+  /** Every memcached server, in the config's order. */
+  readonly memcachedServers: readonly MemcachedServer[];
   readonly nginx: NginxServer;
-  /** The app process (`manage runserver`). */
-  app: ServiceProcess;
+  /** The first app process (`manage runserver`). */
+  readonly app: ServiceProcess;
   readonly appPort: number;
-  /** The environment the app and `manage` commands run with. */
+  /** Every app process, in the config's order; `restartApp` replaces entries. */
+  readonly apps: ServiceProcess[];
+  readonly appPorts: readonly number[];
+  /** The environment the app and `manage` commands run with (the first app's port). */
   readonly env: NodeJS.ProcessEnv;
-  /** Starts the app again after a stop. */
-  restartApp(): Promise<void>;
+  /** Starts app `index` (default every app) again after a stop or a kill. */
+  restartApp(index?: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  gzip?: boolean;
+  /** App processes behind nginx. Default 1. */
+  apps?: number;
+  /** memcached servers, sharded by nginx's hash ring. Default 1. */
+  memcachedServers?: number;
+  /** Seconds a page stays fresh (config `ttl`). Default: the project's config. */
+  ttl?: number;
 }
 
 export const MANAGE = join(PROJECT_DIR, 'dist', 'manage.js');
@@ -48,61 +64,73 @@ export function clusterRunBin(): string {
  * is the project's sitecache.config.json with this run's ports, plus 127.0.0.1 and localhost as
  * hosts so a browser on this machine can open it.
  */
-export async function startStack(dataDir: string, options: { gzip?: boolean } = {}): Promise<Stack> {
+export async function startStack(dataDir: string, options: StackOptions = {}): Promise<Stack> {
   const base = loadSettings({ ...process.env, SITE_DATA_DIR: dataDir }).cache;
-  const memcached = await startMemcached();
-  const appPort = await freePort();
+  const memcachedServers: MemcachedServer[] = [];
+  const apps: ServiceProcess[] = [];
+  const appPorts: number[] = [];
+  for (let i = 0; i < (options.apps ?? 1); i++) appPorts.push(await freePort());
   const dir = await makeTempDir('pixelpress');
   const configPath = join(dir.path, 'sitecache.config.json');
   let config: SitecacheConfig | undefined;
-  const env: NodeJS.ProcessEnv = { ...process.env, SITECACHE_CONFIG: configPath, SITE_DATA_DIR: dataDir, PORT: String(appPort), HOST: '127.0.0.1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, SITECACHE_CONFIG: configPath, SITE_DATA_DIR: dataDir, PORT: String(appPorts[0]), HOST: '127.0.0.1' };
 
-  let app: ServiceProcess | undefined;
   let nginx: NginxServer | undefined;
-  const startApp = async (): Promise<ServiceProcess> => {
-    const started = spawnService(process.execPath, [MANAGE, 'runserver'], { env });
-    await waitForListener({ host: '127.0.0.1', port: appPort }, 15_000, () => started.alive()).catch(async (error: Error) => {
+  const startApp = async (port: number): Promise<ServiceProcess> => {
+    const started = spawnService(process.execPath, [MANAGE, 'runserver'], { env: { ...env, PORT: String(port) } });
+    await waitForListener({ host: '127.0.0.1', port }, 15_000, () => started.alive()).catch(async (error: Error) => {
       await started.stop();
       throw new Error(`the app did not start: ${error.message}\n${started.stderr()}`, { cause: error });
     });
     return started;
   };
   try {
+    for (let i = 0; i < (options.memcachedServers ?? 1); i++) memcachedServers.push(await startMemcached());
     nginx = await startNginx(async ({ port, prefix }) => {
       config = parseConfig({
         ...base,
         hosts: [...base.hosts, '127.0.0.1', 'localhost'],
         listen: `127.0.0.1:${port}`,
-        memcached: [memcached.address],
-        app: [`127.0.0.1:${appPort}`],
+        memcached: memcachedServers.map((server) => server.address),
+        app: appPorts.map((appPort) => `127.0.0.1:${appPort}`),
         gzip: options.gzip ?? base.gzip,
+        ttl: options.ttl ?? base.ttl,
       });
       await writeFile(configPath, JSON.stringify(config, null, 2));
       return renderNginxConf(config, { standalone: true, prefix, workerProcesses: 1 });
     });
-    app = await startApp();
+    for (const port of appPorts) apps.push(await startApp(port));
   } catch (error) {
+    await Promise.all(apps.map((app) => app.stop()));
     await nginx?.stop();
-    await memcached.stop();
+    await Promise.all(memcachedServers.map((server) => server.stop()));
     await dir.remove();
     throw error;
   }
   const stack: Stack = {
     config: config as SitecacheConfig,
     configPath,
-    memcached,
+    memcached: memcachedServers[0] as MemcachedServer,
+    memcachedServers,
     nginx,
-    app,
-    appPort,
+    get app() {
+      return apps[0] as ServiceProcess;
+    },
+    appPort: appPorts[0] as number,
+    apps,
+    appPorts,
     env,
-    async restartApp() {
-      await stack.app.stop();
-      stack.app = await startApp();
+    async restartApp(index?: number) {
+      const which = index === undefined ? appPorts.map((_, i) => i) : [index];
+      for (const i of which) {
+        await apps[i]?.stop();
+        apps[i] = await startApp(appPorts[i] as number);
+      }
     },
     async stop() {
-      await stack.app.stop();
+      await Promise.all(apps.map((app) => app.stop()));
       await nginx?.stop();
-      await memcached.stop();
+      await Promise.all(memcachedServers.map((server) => server.stop()));
       await dir.remove();
     },
   };
