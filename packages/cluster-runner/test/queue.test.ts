@@ -31,7 +31,7 @@ afterEach(() => dir.remove());
 function runner(name: string, host: string, clusters: number, extra: readonly string[] = [], env: Record<string, string> = {}) {
   const args = [
     '--clusters', String(clusters), '--jobs', '3', '--queue', redis.url, '--name', name, '--host', host,
-    '--output-dir', join(dir.path, host), '--lock-duration', '3s', '--json', ...extra,
+    '--output-dir', join(dir.path, host), '--lock-duration', '5s', '--json', ...extra,
     '--', process.execPath, fixture('queue-child.mjs'), '{}',
   ];
   return cli(args, { env: { STAMPS: stamps, ...env } });
@@ -117,7 +117,7 @@ describe('cluster-run --queue on three machines', () => {
   it('runs --worker clusters across runners the same way', async () => {
     const args = (host: string): string[] => [
       '--clusters', '30', '--jobs', '2', '--queue', redis.url, '--name', 'workers', '--host', host,
-      '--output-dir', join(dir.path, host), '--lock-duration', '3s', '--json', '--worker', fixture('cluster-worker.mjs'),
+      '--output-dir', join(dir.path, host), '--lock-duration', '5s', '--json', '--worker', fixture('cluster-worker.mjs'),
     ];
     const results = await Promise.all(['m1', 'm2'].map((host) => cli(args(host), { env: { STAMPS: stamps, SLEEP_MS: '20' } })));
     for (const result of results) expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, done: 30 });
