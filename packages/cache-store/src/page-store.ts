@@ -622,7 +622,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   async get(page: PageAddress, options: { stale?: boolean } = {}): Promise<StoredPage | undefined> {
-    const key = options.stale ? this.staleKeyFor(page) : this.keyFor(page);
+    // keyFor checks the address for both copies.
+    const key = options.stale ? (this.keyFor(page), this.staleKeyFor(page)) : this.keyFor(page);
     const server = this.ring.serverFor(key);
     if (this.closed) return undefined;
     const outcome = await (this.slots.get(server) as ServerSlot).run((client) =>

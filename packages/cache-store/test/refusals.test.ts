@@ -85,6 +85,8 @@ describe('refusals through real nginx', () => {
   /** The middleware of each page whose row names hitHeaders: the same site, with those hit headers. */
   const ownCaches = new Map<string, PageCacheMiddleware>();
   let app: Awaited<ReturnType<typeof listen>>;
+  const warnings: string[] = [];
+  const logger = { warn: (message: string) => warnings.push(message) };
   const renders = new Map<string, number>();
   const rows = new Map<string, Row>();
   [...refusals.map(([, , row], i) => [`/refused/${i}`, row] as const), ...accepted.map(([, row], i) => [`/accepted/${i}`, row] as const)].forEach(
@@ -97,11 +99,12 @@ describe('refusals through real nginx', () => {
     site = await startSite({ memcachedCount: 1, appPort });
     cache = pageCache(site.config, {
       ...STEADY,
+      logger,
       maxItemBytes: GUARD,
       route: (req) => (req.url === optedOut ? false : undefined),
     });
     for (const [path, row] of rows) {
-      if (row.hitHeaders) ownCaches.set(path, pageCache({ ...site.config, hitHeaders: row.hitHeaders }, STEADY));
+      if (row.hitHeaders) ownCaches.set(path, pageCache({ ...site.config, hitHeaders: row.hitHeaders }, { ...STEADY, logger }));
     }
     app = await listen(
       (req, res) =>
@@ -130,6 +133,7 @@ describe('refusals through real nginx', () => {
       const path = `/refused/${i}`;
       const counted = ownCaches.get(path) ?? cache;
       const before = counted.metrics.snapshot().skipped[reason];
+      const warned = warnings.length;
       const first = await site.request(path, row.request, row.method);
       const second = await site.request(path, row.request, row.method);
       for (const response of [first, second]) {
@@ -138,6 +142,11 @@ describe('refusals through real nginx', () => {
       }
       expect(renders.get(path)).toBe(2);
       await eventually(() => counted.metrics.snapshot().skipped[reason] === before + 2, `two "${reason}" refusals`);
+      if (reason === 'headers') {
+        // The header at fault is named, once: the warning is per header name per interval.
+        const [name = '', value] = Object.entries(row.headers ?? {}).find(([header]) => header !== 'Content-Type') ?? [];
+        expect(warnings.slice(warned)).toEqual([expect.stringContaining(`header ${name.toLowerCase()}: ${String(value)} are not stored`)]);
+      }
       expect(await stored(path)).toBeNull();
     },
   );
