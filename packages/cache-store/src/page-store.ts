@@ -27,7 +27,7 @@ export interface PageStoreOptions {
   maxItemBytes?: number;
   /** Commands in flight per server; past this a write is skipped as "busy", never queued. Default 64. */
   maxPendingPerServer?: number;
-  /** TCP connections kept per server. Default 2. */
+  /** TCP connections kept per server for writing pages (one more carries the render lock and purge markers). Default 2. */
   connectionsPerServer?: number;
   /** zlib level for pages stored gzip (config.gzip): 1 is nginx's own gzip_comp_level default, a third of level 6's CPU. Default 1. */
   gzipLevel?: number;
