@@ -64,9 +64,11 @@ export function formatReport(report: CheckReport, config: SitecacheConfig): stri
     `first\t${report.miss.status}\t${config.cacheHeader}: ${report.miss.headers[label] ?? '(none)'}`,
     `second\t${report.next.status}\t${config.cacheHeader}: ${report.next.headers[label] ?? '(none)'}`,
   ];
-  if (report.next.headers[label] === 'HIT') {
-    if (report.miss.headers[label] === 'HIT') lines.push('the page was cached already: purge it first to compare a miss with a hit');
-    else if (report.differences.length === 0) lines.push('no differences: the hit carries the headers of the miss');
+  const first = report.miss.headers[label];
+  if (first !== 'MISS') {
+    lines.push(`the first response was ${first ?? `without ${config.cacheHeader}`}, not a miss: purge the page first (sitecache purge) to compare a miss with a hit`);
+  } else if (report.next.headers[label] === 'HIT') {
+    if (report.differences.length === 0) lines.push('no differences: the hit carries the headers of the miss');
     for (const d of report.differences) lines.push(`differs\t${d.name}\tmiss: ${d.miss ?? '(none)'}\thit: ${d.hit ?? '(none)'}`);
   } else if (report.refusal === undefined) {
     lines.push('not stored, though the policy would store these headers: see the app\'s sitecache_pages_skipped_total (memcached, a purge, the route option)');

@@ -79,6 +79,9 @@ describe('hits carry the headers of the page (config.hitHeaders), through nginx'
     const check = await sitecache(['check', '--config', configFile, url('/checked')]);
     expect(check.stdout).toContain('no differences');
     expect(check.code).toBe(0);
+    // Cached now: there is no miss left to compare.
+    const again = await sitecache(['check', '--config', configFile, url('/checked')]);
+    expect([again.code, again.stdout]).toEqual([1, expect.stringContaining('the first response was HIT, not a miss')]);
   });
 
   it('never stores a page with a header hitHeaders lacks (reason "headers"), logs its name once, and check names it', async () => {
