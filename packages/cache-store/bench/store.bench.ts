@@ -103,11 +103,13 @@ async function missPath(config: SitecacheConfig, renders: number, scriptDir: str
 }
 
 /** The miss path with pageCache storing every page, grace off against grace on, rounds alternating. */
-async function missPathGrace(off: SitecacheConfig, on: SitecacheConfig, renders: number, scriptDir: string): Promise<[number, number]> {
+async function missPathGrace(off: SitecacheConfig, on: SitecacheConfig, renders: number, scriptDir: string): Promise<[[number, number], [number, number]]> {
   const app = appOf(renders);
   const caches = [off, on].map((config) => pageCache(config, { logger: { warn: () => undefined } }));
   const servers = await Promise.all(caches.map((cache) => listen((req, res) => cache(req, res, () => app(req, res)))));
   const rates: [number[], number[]] = [[], []];
+  // This process's CPU microseconds per request (the app, the middleware, the writer), per side.
+  const cpu: [number[], number[]] = [[], []];
   try {
     for (let round = 0; round < ROUNDS; round++) {
       // Each side goes first every other round: the first wrk of a round meets a colder process.
@@ -115,11 +117,16 @@ async function missPathGrace(off: SitecacheConfig, on: SitecacheConfig, renders:
         const script = join(scriptDir, `grace-${side}-${round}.lua`);
         const prefix = `/grace/${off.gzip ? 'gz' : 'raw'}/${renders}/${side}/${round}`;
         await writeFile(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "${prefix}/" .. n)\nend\n`);
-        rates[side].push(await wrk((servers[side] as Server & { port: number }).port, script));
+        const [rate, used] = await cpuOf(() => wrk((servers[side] as Server & { port: number }).port, script));
+        rates[side].push(rate);
+        cpu[side].push(used / Math.max(1, rate * SECONDS));
       }
     }
     for (const cache of caches) if (cache.metrics.snapshot().errors > 0) throw new Error('memcached errors during the grace benchmark');
-    return [median(rates[0]), median(rates[1])];
+    return [
+      [median(rates[0]), median(cpu[0])],
+      [median(rates[1]), median(cpu[1])],
+    ];
   } finally {
     for (const server of servers) await close(server);
     for (const cache of caches) await cache.close();
@@ -164,8 +171,18 @@ async function rawWriter(address: string, pages: { url: string; body: Buffer }[]
   });
 }
 
-async function storeWriter(config: SitecacheConfig, pages: { url: string; body: Buffer }[], inFlight: number, ms: number): Promise<number> {
+/** CPU time this process spent (user + system, microseconds) while `work` ran. */
+async function cpuOf<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const start = process.cpuUsage();
+  const result = await work();
+  const used = process.cpuUsage(start);
+  return [result, used.user + used.system];
+}
+
+/** Puts per second, and this process's CPU microseconds per stored page (steadier than a rate on a busy machine). */
+async function storeWriter(config: SitecacheConfig, pages: { url: string; body: Buffer }[], inFlight: number, ms: number): Promise<[number, number]> {
   const store = createPageStore(config, { logger: { warn: () => undefined } });
+  const start = process.cpuUsage();
   let stored = 0;
   let next = 0;
   const end = Date.now() + ms;
@@ -176,8 +193,9 @@ async function storeWriter(config: SitecacheConfig, pages: { url: string; body: 
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
+  const used = process.cpuUsage(start);
   await store.close();
-  return (stored * 1000) / ms;
+  return [(stored * 1000) / ms, (used.user + used.system) / Math.max(1, stored)];
 }
 
 async function writer(memcached: MemcachedServer, config: SitecacheConfig): Promise<[number, number]> {
@@ -189,26 +207,27 @@ async function writer(memcached: MemcachedServer, config: SitecacheConfig): Prom
   const ours: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     raw.push(await rawWriter(memcached.address, pages, CONNECTIONS, SECONDS * 1000));
-    ours.push(await storeWriter(config, pages, CONNECTIONS, SECONDS * 1000));
+    ours.push((await storeWriter(config, pages, CONNECTIONS, SECONDS * 1000))[0]);
   }
   return [median(raw), median(ours)];
 }
 
 /** PageStore.put with grace off against on (two copies of each page), and the raw socket beside them. */
-async function writerGrace(memcached: MemcachedServer, off: SitecacheConfig, on: SitecacheConfig): Promise<[number, number, number]> {
+async function writerGrace(memcached: MemcachedServer, off: SitecacheConfig, on: SitecacheConfig): Promise<[number, [number, number], [number, number]]> {
   const pages = Array.from({ length: 1000 }, (_, i) => {
     const url = `https://${HOST}/writer-grace/${i}`;
     return { url, body: Buffer.from(renderPage(url)) };
   });
   const raw: number[] = [];
-  const without: number[] = [];
-  const withGrace: number[] = [];
+  const without: [number, number][] = [];
+  const withGrace: [number, number][] = [];
   for (let round = 0; round < ROUNDS; round++) {
     raw.push(await rawWriter(memcached.address, pages, CONNECTIONS, SECONDS * 1000));
     without.push(await storeWriter(off, pages, CONNECTIONS, SECONDS * 1000));
     withGrace.push(await storeWriter(on, pages, CONNECTIONS, SECONDS * 1000));
   }
-  return [median(raw), median(without), median(withGrace)];
+  const pair = (rows: [number, number][]): [number, number] => [median(rows.map((r) => r[0])), median(rows.map((r) => r[1]))];
+  return [median(raw), pair(without), pair(withGrace)];
 }
 
 async function hits(config: SitecacheConfig): Promise<[number, number]> {
@@ -268,16 +287,16 @@ async function main(): Promise<void> {
       say(`hits: app from an in-memory Buffer ${fmt(memory)} req/s, serveFromCache ${fmt(cached)} req/s -> ratio ${(cached / memory).toFixed(2)}`);
     }
     for (const gzip of [false, true]) {
-      const [off, on] = await missPathGrace(config(gzip), config(gzip, 300), 1, dir.path);
+      const [[off, offCpu], [on, onCpu]] = await missPathGrace(config(gzip), config(gzip, 300), 1, dir.path);
       say(
-        `grace, miss path, gzip ${gzip ? 'on ' : 'off'}, render ${renderMs.toFixed(2)} ms: app + pageCache grace off ${fmt(off)} req/s, ` +
-          `grace on (a stale copy too) ${fmt(on)} req/s -> ratio ${(on / off).toFixed(2)}`,
+        `grace, miss path, gzip ${gzip ? 'on ' : 'off'}, render ${renderMs.toFixed(2)} ms: app + pageCache grace off ${fmt(off)} req/s (${fmt(offCpu)} us CPU/request), ` +
+          `grace on (a stale copy too) ${fmt(on)} req/s (${fmt(onCpu)} us CPU/request) -> ratio ${(on / off).toFixed(2)}`,
       );
     }
-    const [raw, off, on] = await writerGrace(memcached, config(false), config(false, 300));
+    const [raw, [off, offCpu], [on, onCpu]] = await writerGrace(memcached, config(false), config(false, 300));
     say(
-      `grace, writer: raw-socket set ${fmt(raw)} puts/s, PageStore.put grace off ${fmt(off)} puts/s (ratio to raw ${(off / raw).toFixed(2)}), ` +
-        `grace on ${fmt(on)} puts/s (two sets per page) -> ratio on/off ${(on / off).toFixed(2)}`,
+      `grace, writer: raw-socket set ${fmt(raw)} puts/s, PageStore.put grace off ${fmt(off)} puts/s (${fmt(offCpu)} us CPU/put, ratio to raw ${(off / raw).toFixed(2)}), ` +
+        `grace on ${fmt(on)} puts/s (${fmt(onCpu)} us CPU/put, two sets per page) -> ratio on/off ${(on / off).toFixed(2)}`,
     );
   } finally {
     await dir.remove();
