@@ -67,7 +67,7 @@ interface RunningAttempt {
 export type ClusterQueue = Queue<ClusterJobData, AttemptRecord, string, ClusterJobData, AttemptRecord, string>;
 
 /** Job ids must not look like numbers (BullMQ's rule), and read well in Redis. */
-export const jobId = (cluster: number): string => `cluster-${cluster}`;
+const jobId = (cluster: number): string => `cluster-${cluster}`;
 
 const MAX_RETRY_DELAY_MS = 60_000;
 const MEMORY_POLL_MS = 250;
@@ -76,9 +76,9 @@ const ENQUEUE_BATCH = 1_000;
 /** Far more than anyone asks for: the runner decides retries itself (--retries), BullMQ only counts. */
 const UNLIMITED_ATTEMPTS = 1_000_000;
 /** The part of the lock duration after which a lock not renewed counts as lost. */
-export const LOCK_GIVE_UP = 0.5;
+const LOCK_GIVE_UP = 0.5;
 /** A cluster whose runner died this many times (it may be what kills them) is recorded as failed. */
-export const MAX_RUNNER_DEATHS = 10;
+const MAX_RUNNER_DEATHS = 10;
 /** The last lines of an attempt's output kept in its queue record. */
 const TAIL_LINES = 10;
 const TAIL_BYTES = 2_048;
@@ -89,7 +89,7 @@ const TAIL_BYTES = 2_048;
  * (a renewal removes the mark). A cluster whose runner died is taken up within lockDuration (its
  * lock expiring, marked meanwhile) plus one check: 35 s with the default 30 s lock.
  */
-export function stalledIntervalMs(lockDurationMs: number): number {
+function stalledIntervalMs(lockDurationMs: number): number {
   return Math.max(250, Math.round(lockDurationMs / 6));
 }
 
@@ -320,7 +320,9 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
       };
       const end = { type: 'end', cluster, attempt, why, exitCode: outcome.exitCode, signal: outcome.signal, durationMs, peakRss, error } as const;
 
-      if (why === 'ok' && hold.lost === null) {
+      // Done even if its lock looked lost: if it is still this runner's, BullMQ records it done; if
+      // another runner has it, BullMQ refuses the stale token and that runner's copy counts.
+      if (why === 'ok') {
         stats.done += 1;
         stats.doneThisRun += 1;
         emit({ ...end, retryInMs: null, stats: snapshot() });
