@@ -7,6 +7,7 @@ const INSTALL: Record<string, string> = {
   memcached: 'apt-get install -y memcached',
   wrk: 'apt-get install -y wrk',
   parallel: 'apt-get install -y parallel',
+  'redis-server': 'apt-get install -y redis-server',
 };
 
 /** A binary a test needs is not installed. Never a skip: the message says how to install it. */

@@ -1,4 +1,4 @@
-import { MissingBinaryError, requireBinary } from './binaries.js';
+import { requireBinary } from './binaries.js';
 import { freePort, waitForListener } from './net.js';
 import { spawnService, type ServiceProcess } from './process.js';
 import { makeTempDir } from './tempdir.js';
@@ -27,7 +27,7 @@ export interface RedisOptions {
  * until it accepts connections.
  */
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
-  const binary = redisBinary();
+  const binary = requireBinary('redis-server');
   const dir = await makeTempDir('redis');
   const port = await freePort();
   const args = [
@@ -66,16 +66,4 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       await dir.remove();
     },
   };
-}
-
-function redisBinary(): string {
-  try {
-    return requireBinary('redis-server');
-  } catch (error) {
-    // The install command, which binaries.ts does not list for redis-server.
-    if (error instanceof MissingBinaryError) {
-      error.message = '"redis-server" is not on PATH. Install it with: apt-get install -y redis-server (or run `pnpm run setup`, which does it for you)';
-    }
-    throw error;
-  }
 }
