@@ -96,6 +96,28 @@ describe('requestKey', () => {
   });
 });
 
+describe('query parameters left out of the key (ignoreParams)', () => {
+  it('keys a page asked for with tracking parameters as the page without them, by default', () => {
+    expect(cacheKey('https://www.example.com/a?utm_source=x')).toBe(md5('https://www.example.com/a'));
+    expect(cacheKey('https://www.example.com/a?b=1&fbclid=x&c=2#top')).toBe(md5('https://www.example.com/a?b=1&c=2'));
+    expect(cacheKey('https://www.example.com?gclid=1')).toBe(cacheKey('https://www.example.com/'));
+    const req = { url: '/a?b=1&utm_source=x&utm_medium=y', headers: { host: 'www.example.com' } };
+    expect(requestKey(req, config)).toBe(md5('https://www.example.com/a?b=1'));
+  });
+
+  it('keeps a URI without such parameters exactly as today', () => {
+    for (const url of ['/a', '/a?', '/a?b=1&&c', '/a?utm%5Fsource=x', '/a?b=utm_source']) {
+      expect(requestKey({ url, headers: { host: 'example.com' } }, config)).toBe(md5(`https://example.com${url}`));
+    }
+  });
+
+  it('takes the config\'s list, and keys every URI as sent with an empty one', () => {
+    const custom = { ...config, ignoreParams: ['ref', 'src_*'] };
+    expect(requestKey({ url: '/a?ref=x&src_id=1&utm_source=y', headers: { host: 'example.com' } }, custom)).toBe(md5('https://example.com/a?utm_source=y'));
+    expect(cacheKey('https://example.com/a?utm_source=x', { ignoreParams: [] })).toBe(md5('https://example.com/a?utm_source=x'));
+  });
+});
+
 describe('nginxKeyExpression', () => {
   it('spells the same template for nginx to fill in', () => {
     expect(nginxKeyExpression({ keyPrefix: 'blog:', scheme: 'https' })).toBe('blog:https://$host$request_uri');

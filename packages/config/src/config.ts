@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
-import { isCachedLocation, isNginxLiteral, MAX_RELATIVE_TTL, NGINX_LITERAL_RULE } from '@sitecache/nginx-model';
+import { DEFAULT_IGNORE_PARAMS, isCachedLocation, isNginxLiteral, isQueryParamPattern, MAX_RELATIVE_TTL, NGINX_LITERAL_RULE, QUERY_PARAM_RULE } from '@sitecache/nginx-model';
 import { ConfigError, ConfigFileError } from './errors.js';
 
 /**
@@ -61,6 +61,22 @@ export interface SitecacheConfig {
    * undefined for nginx's own short page.
    */
   readonly errorPage: string | undefined;
+  /**
+   * Query parameters left out of the key, by name or by a prefix ending in `*` (default utm_*,
+   * fbclid, gclid and other trackers): `/a?b=1&utm_source=x` is the page `/a?b=1`. Both nginx and
+   * the app remove them (`keyRequestUri` in @sitecache/nginx-model); [] keys every URI as sent.
+   */
+  readonly ignoreParams: readonly string[];
+  /**
+   * The query parameters a stored page may have (names or `*` prefixes), besides ignoreParams;
+   * a page asked for with any other is rendered but not stored. Undefined: any query is stored.
+   */
+  readonly cacheParams: readonly string[] | undefined;
+  /**
+   * Misses (requests that reach the app to be rendered) each client address may make per second,
+   * past which nginx answers 429, or the stale copy where one exists; 0 = no limit.
+   */
+  readonly missRate: number;
 }
 
 /**
@@ -84,6 +100,8 @@ const DEFAULTS = {
   cacheHeader: 'X-Cache',
   grace: 0,
   appTimeout: 10,
+  ignoreParams: DEFAULT_IGNORE_PARAMS,
+  missRate: 0,
 } as const;
 
 const FIELDS = new Set([
@@ -103,6 +121,9 @@ const FIELDS = new Set([
   'appTimeout',
   'hitHeaders',
   'errorPage',
+  'ignoreParams',
+  'cacheParams',
+  'missRate',
 ]);
 
 const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
@@ -242,6 +263,15 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     fail('errorPage', 'an absolute path to an .html file, without spaces, quotes, $, ; or braces', errorPage);
   }
 
+  // The default list is the frozen constant itself, so its compiled matcher is shared.
+  const ignoreParams = raw.ignoreParams === undefined ? DEFAULTS.ignoreParams : Object.freeze(paramList(raw.ignoreParams, 'ignoreParams', fail));
+  const cacheParams = raw.cacheParams === undefined ? undefined : Object.freeze(paramList(raw.cacheParams, 'cacheParams', fail));
+
+  const missRate = raw.missRate ?? DEFAULTS.missRate;
+  if (typeof missRate !== 'number' || !Number.isInteger(missRate) || missRate < 0 || missRate > 100_000) {
+    fail('missRate', 'whole requests per second per client address from 0 (no limit) to 100000', missRate);
+  }
+
   const config: SitecacheConfig = Object.freeze({
     keyPrefix: keyPrefix as string,
     scheme: scheme as 'http' | 'https',
@@ -259,6 +289,9 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     appTimeout: appTimeout as number,
     hitHeaders: Object.freeze({ ...(hitHeaders as Record<string, string>) }),
     errorPage: errorPage as string | undefined,
+    ignoreParams,
+    cacheParams,
+    missRate: missRate as number,
   });
   validated.add(config);
   return config;
@@ -330,6 +363,14 @@ function stringList(
     if (typeof item !== 'string') fail(`${field}[${i}]`, 'a string', item);
   });
   return [...(list as string[])];
+}
+
+function paramList(value: unknown, field: string, fail: (field: string, expected: string, value: unknown) => never): string[] {
+  const list = stringList(value, field, fail, { nonEmpty: false });
+  list.forEach((param, i) => {
+    if (!isQueryParamPattern(param)) fail(`${field}[${i}]`, QUERY_PARAM_RULE, param);
+  });
+  return list;
 }
 
 function checkUnique(

@@ -25,6 +25,9 @@ describe('parseConfig', () => {
       appTimeout: 10,
       hitHeaders: {},
       errorPage: undefined,
+      ignoreParams: ['utm_*', 'fbclid', 'gclid', 'dclid', 'msclkid', 'mc_cid', 'mc_eid', '_ga', 'igshid', 'yclid'],
+      cacheParams: undefined,
+      missRate: 0,
     });
   });
 
@@ -53,6 +56,14 @@ describe('parseConfig', () => {
     [{ bypassCookies: ['session id'] }, 'bypassCookies[0]', 'a cookie name', '"session id"'],
     [{ cacheHeader: 'X Cache' }, 'cacheHeader', 'a header name', '"X Cache"'],
     [{ ttll: 5 }, 'ttll', 'one of the known fields', '"ttll"'],
+    [{ ignoreParams: 'utm_*' }, 'ignoreParams', 'a list of strings', '"utm_*"'],
+    [{ ignoreParams: ['utm_*', '*'] }, 'ignoreParams[1]', 'a parameter name', '"*"'],
+    [{ ignoreParams: ['a=b'] }, 'ignoreParams[0]', 'a parameter name', '"a=b"'],
+    [{ cacheParams: ['page', 'q&r'] }, 'cacheParams[1]', 'a parameter name', '"q&r"'],
+    [{ cacheParams: ['x$'] }, 'cacheParams[0]', 'a parameter name', '"x$"'],
+    [{ missRate: -1 }, 'missRate', 'whole requests per second', '-1'],
+    [{ missRate: 2.5 }, 'missRate', 'whole requests per second', '2.5'],
+    [{ missRate: '10' }, 'missRate', 'whole requests per second', '"10"'],
     [{ contentTypes: ['application/json'] }, 'contentTypes', 'an object of nginx locations to content types', '["application/json"]'],
     [{ contentTypes: { '/': 'application/json' } }, 'contentTypes["/"]', 'an nginx location', '"/"'],
     [{ contentTypes: { 'feed.xml': 'application/xml' } }, 'contentTypes["feed.xml"]', 'an nginx location', '"feed.xml"'],
@@ -113,6 +124,14 @@ describe('parseConfig', () => {
     };
     const config = parseConfig({ ...minimal, grace: 86400, appTimeout: 3, hitHeaders, errorPage: '/srv/www/502.html' });
     expect(config).toMatchObject({ grace: 86400, appTimeout: 3, hitHeaders, errorPage: '/srv/www/502.html' });
+  });
+
+  it('reads ignoreParams, cacheParams and missRate as written, [] keeping every parameter in the key', () => {
+    const config = parseConfig({ ...minimal, ignoreParams: ['ref', 'utm_*', 'utm%5Fsource'], cacheParams: ['page', 'filter_*'], missRate: 5 });
+    expect(config.ignoreParams).toEqual(['ref', 'utm_*', 'utm%5Fsource']);
+    expect(config.cacheParams).toEqual(['page', 'filter_*']);
+    expect(config.missRate).toBe(5);
+    expect(parseConfig({ ...minimal, ignoreParams: [], cacheParams: [] })).toMatchObject({ ignoreParams: [], cacheParams: [] });
   });
 
   it('accepts a prefix nginx can hold literally inside its key expression', () => {

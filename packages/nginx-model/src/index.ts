@@ -7,3 +7,4 @@ export { GZIP_FLAG, MAX_RELATIVE_TTL, memcachedExptime } from './memcached.js';
 export { createHashRing, type HashRing } from './ring.js';
 export { InvalidHostError, InvalidUrlError, InvalidServerListError } from './errors.js';
 export { STALE_KEY_MARKER, staleKeyConfig } from './stale.js';
+export { DEFAULT_IGNORE_PARAMS, ignoredParamsPattern, isQueryParamPattern, keyRequestUri, QUERY_PARAM_RULE, uncachedParam } from './query.js';

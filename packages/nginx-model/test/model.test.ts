@@ -1,8 +1,14 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import {
   bypassCookiePattern,
   createHashRing,
+  DEFAULT_IGNORE_PARAMS,
+  ignoredParamsPattern,
+  isQueryParamPattern,
+  keyRequestUri,
+  uncachedParam,
   HTML_TYPE,
   InvalidServerListError,
   isNginxLiteral,
@@ -136,5 +142,115 @@ describe('createHashRing', () => {
   it('refuses an empty list and a repeated server, naming the list', () => {
     expect(() => createHashRing([])).toThrow(InvalidServerListError);
     expect(() => createHashRing(['a:1', 'a:1'])).toThrow(/\["a:1","a:1"\]: each server once/);
+  });
+});
+
+describe('keyRequestUri, the request URI the key is built from', () => {
+  const ignore = DEFAULT_IGNORE_PARAMS;
+
+  it.each([
+    ['/a?utm_source=x', '/a'],
+    ['/a?b=1&utm_source=x&c=2', '/a?b=1&c=2'],
+    ['/a?utm_source=x&b=1', '/a?b=1'],
+    ['/a?b=1&fbclid=x', '/a?b=1'],
+    ['/a?utm_source=x&utm_medium=y&fbclid=z', '/a'],
+    ['/a?fbclid&b', '/a?b'],
+    ['/a?fbclid=&b=', '/a?b='],
+    ['/a?b=1&&fbclid=x', '/a?b=1&'],
+    ['/a?&fbclid=x', '/a?'],
+    ['/a?b=1&fbclid=1&b=1&fbclid=2', '/a?b=1&b=1'],
+    ['/a?utm_=1', '/a'],
+    ['/a?b=1#x&gclid=2', '/a?b=1#x'],
+    ['/a?gclid=2#x', '/a'],
+    ['?utm_source=x', ''],
+  ])('%s is keyed as %s', (uri, keyed) => {
+    expect(keyRequestUri(uri, ignore)).toBe(keyed);
+  });
+
+  it.each([
+    '/a',
+    '/a?',
+    '/a??',
+    '/a?b=1&&c',
+    '/a?b=utm_source&c=fbclid',
+    '/a?b=x%26utm_source%3D1',
+    '/a?utm%5Fsource=x',
+    '/a?UTM_SOURCE=x',
+    '/a?fbclidx=1',
+    '/a?xfbclid=1',
+    '/a?x#utm_source=1',
+    '/a?=fbclid',
+    '/utm_source/a?b',
+    '/a&utm_source=1',
+  ])('%s is keyed as it is', (uri) => {
+    expect(keyRequestUri(uri, ignore)).toBe(uri);
+  });
+
+  it('keeps every URI as it is with no ignored parameters', () => {
+    expect(keyRequestUri('/a?utm_source=x', [])).toBe('/a?utm_source=x');
+  });
+});
+
+describe('uncachedParam, the allowlist of cacheParams', () => {
+  const params = { ignoreParams: DEFAULT_IGNORE_PARAMS, cacheParams: ['page', 'q', 'filter_*'] };
+
+  it('allows a query of listed, prefixed and ignored parameters only', () => {
+    for (const uri of ['/a', '/a?', '/a?page=2', '/a?q=x&page=1&filter_tag=y', '/a?utm_source=x&page=2', '/a?fbclid']) {
+      expect(uncachedParam(uri, params)).toBeUndefined();
+    }
+  });
+
+  it('names the first parameter outside both lists, an empty one included', () => {
+    expect(uncachedParam('/a?page=1&r=12345', params)).toBe('r');
+    expect(uncachedParam('/a?page=1&&q', params)).toBe('');
+    expect(uncachedParam('/a?=1', params)).toBe('');
+    expect(uncachedParam('/a?Page=1', params)).toBe('Page');
+  });
+
+  it('allows any query without an allowlist', () => {
+    expect(uncachedParam('/a?r=1', { ignoreParams: DEFAULT_IGNORE_PARAMS })).toBeUndefined();
+  });
+});
+
+describe('the parameter names ignoreParams and cacheParams take', () => {
+  it.each(['utm_*', 'fbclid', '_ga', 'a.b~c-d', 'utm%5Fsource', 'x*'])('%j is a name or prefix', (text) => {
+    expect(isQueryParamPattern(text)).toBe(true);
+  });
+
+  it.each(['', '*', 'a*b', 'a=b', 'a&b', 'a b', '%zz', 'a$', 'caf\u00e9', 'a"'])('%j is not', (text) => {
+    expect(isQueryParamPattern(text)).toBe(false);
+  });
+});
+
+describe('the regex nginx tests $request_uri with before it removes anything', () => {
+  const pattern = new RegExp(ignoredParamsPattern(DEFAULT_IGNORE_PARAMS) as string);
+  const uris = ['/a', '/a?b', '/a?utm_source=x', '/a?b&fbclid', '/a?fbclid=1', '/a?fbclidx', '/a?x=fbclid', '/a?b=1#x&gclid=2', '?utm_a', '/a?utm%5Fsource=1', '/a?_ga', '/a?_gax=1'];
+
+  it.each(uris)('matches %s whenever keyRequestUri changes it', (uri) => {
+    if (keyRequestUri(uri, DEFAULT_IGNORE_PARAMS) !== uri) expect(pattern.test(uri)).toBe(true);
+  });
+
+  it('matches every URI keyRequestUri changes, whatever its bytes', () => {
+    const piece = fc.constantFrom('?', '&', '=', '#', '/a', 'utm_', 'utm', 'source', 'fbclid', 'gclid', '_ga', 'x', '%5F', '');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const uri = `/${pieces.join('')}`;
+        const kept = keyRequestUri(uri, DEFAULT_IGNORE_PARAMS);
+        if (kept !== uri) expect(pattern.test(uri)).toBe(true);
+        // Removing never adds: the kept URI has no ignored parameter left.
+        expect(keyRequestUri(kept, DEFAULT_IGNORE_PARAMS)).toBe(kept);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('skips a URI without a query or without such a parameter', () => {
+    expect(pattern.test('/article/x/')).toBe(false);
+    expect(pattern.test('/a?page=2&fbclidx=1&x=gclid')).toBe(false);
+  });
+
+  it('holds nothing nginx reads specially in a quoted string', () => {
+    expect(ignoredParamsPattern(DEFAULT_IGNORE_PARAMS)).toMatch(/^[^$"'{}\s;]+$/);
+    expect(ignoredParamsPattern([])).toBeUndefined();
   });
 });
