@@ -596,7 +596,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   async release(key: string): Promise<void> {
     if (this.closed) return;
     const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
-    await slot.run((client) => client.delete(`${key}${LOCK_SUFFIX}`).catch(() => undefined), true, 1, 'control');
+    // noreply: nothing waits for the answer, so the client need not parse one.
+    await slot.run((client) => client.delete(`${key}${LOCK_SUFFIX}`, { noreply: true }).catch(() => undefined), true, 1, 'control');
   }
 
   async awaitPage(page: PageAddress, waitMs: number): Promise<StoredPage | 'released' | undefined> {

@@ -110,6 +110,9 @@ describe('one render per page across app processes', () => {
     // The new page is stored, and the next request in any process is a hit on it.
     await eventually(async () => (await requestTo(apps.ports[3] as number, '/hot')).headers['x-cache'] === 'HIT', 'a hit on the new page');
     expect(rendersOf('/hot')).toBe(1);
+    // The renderer deleted its lock once the page was stored.
+    const key = store.keyFor(url('/hot'));
+    await eventually(async () => (await memcachedGet(store.serverFor(key), `${key}.lock`)) === null, 'the lock to be deleted');
   });
 
   it('without a stale copy, the other processes wait for the page and answer with it', async () => {
