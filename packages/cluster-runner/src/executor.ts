@@ -1,5 +1,6 @@
 import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EndReason } from './log.js';
 
 /** One attempt at one cluster, as the runner hands it to a way of running clusters. */
 export interface AttemptPlan {
@@ -74,5 +75,44 @@ export function removeIfEmpty(path: string): void {
     if (statSync(path).size === 0) unlinkSync(path);
   } catch {
     // gone already
+  }
+}
+
+/** What the runner knows of an attempt it started, enough to stop it. */
+export interface StoppableAttempt {
+  readonly execution: Execution;
+  /** Set when the runner decided to stop it, which then says why it ended. */
+  stopReason: EndReason | null;
+  killTimer: NodeJS.Timeout | null;
+}
+
+/**
+ * Stops an attempt's process group with `signal`, and with SIGKILL `graceMs` later unless that was
+ * already the signal. The first reason given is the one its end record names.
+ */
+export function stopAttemptProcesses(attempt: StoppableAttempt, reason: EndReason, signal: NodeJS.Signals, graceMs: number): void {
+  if (attempt.execution.pid === null) return;
+  const pid = attempt.execution.pid;
+  if (attempt.stopReason === null) attempt.stopReason = reason;
+  signalGroup(pid, signal);
+  if (signal !== 'SIGKILL' && attempt.killTimer === null) {
+    attempt.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
+  }
+}
+
+/** Wakes everything that waits for the run to change (a cluster ended, a slot freed, a stop). */
+export class RunChanges {
+  private wake: () => void = () => {};
+  private pending = new Promise<void>((resolve) => (this.wake = resolve));
+
+  /** Resolves at the next change. */
+  get next(): Promise<void> {
+    return this.pending;
+  }
+
+  notify(): void {
+    const wake = this.wake;
+    this.pending = new Promise<void>((resolve) => (this.wake = resolve));
+    wake();
   }
 }

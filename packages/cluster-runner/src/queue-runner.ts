@@ -5,7 +5,7 @@ import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions
 import type { Redis } from 'ioredis';
 import { QueueBusyError, WorkerModuleError } from './errors.js';
 import type { ProgressEvent, RunStats, StopReason } from './events.js';
-import { outputPaths, removeIfEmpty, signalGroup, type Execution, type Executor } from './executor.js';
+import { outputPaths, removeIfEmpty, RunChanges, stopAttemptProcesses, type Execution, type Executor } from './executor.js';
 import { LauncherPool } from './launcher.js';
 import { fileStamp, type EndReason } from './log.js';
 import { TreeMemoryWatch, availableMemory } from './memory.js';
@@ -168,23 +168,13 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
     let stopSignal: NodeJS.Signals | null = null;
     let fatal: unknown = null;
 
-    let wake: () => void = () => {};
-    let changed = new Promise<void>((resolve) => (wake = resolve));
-    const notify = (): void => {
-      const resolve = wake;
-      changed = new Promise<void>((next) => (wake = next));
-      resolve();
-    };
+    const changes = new RunChanges();
 
-    const stopAttempt = (attempt: RunningAttempt, reason: EndReason, signal: NodeJS.Signals): void => {
-      if (attempt.execution.pid === null) return;
-      const pid = attempt.execution.pid;
-      if (attempt.stopReason === null) attempt.stopReason = reason;
-      signalGroup(pid, signal);
-      if (signal !== 'SIGKILL' && attempt.killTimer === null) {
-        attempt.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), settings.graceMs);
-      }
-    };
+    const notify = (): void => changes.notify();
+
+    const stopAttempt = (attempt: RunningAttempt, reason: EndReason, signal: NodeJS.Signals): void =>
+
+      stopAttemptProcesses(attempt, reason, signal, settings.graceMs);
 
     /** The lock is gone, or may expire before this runner can renew it: the cluster must stop at once. */
     const loseLock = (hold: Held, why: string): void => {
@@ -228,7 +218,7 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
         if (available >= settings.memFree) return;
         if (!announced) emit({ type: 'memory-wait', availableBytes: available, memFree: settings.memFree, stats: snapshot() });
         announced = true;
-        await Promise.race([sleep(MEMORY_POLL_MS), changed]);
+        await Promise.race([sleep(MEMORY_POLL_MS), changes.next]);
       }
     };
 
@@ -421,7 +411,7 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
       let connected = true;
       // Done when every cluster is done or failed for good, by any runner, and nothing runs here.
       while (!(held.size === 0 && (stoppedBy !== null || (counts.completed ?? 0) + (counts.failed ?? 0) >= clusters))) {
-        await Promise.race([sleep(STATE_POLL_MS), changed]);
+        await Promise.race([sleep(STATE_POLL_MS), changes.next]);
         try {
           counts = await jobs.getJobCounts('completed', 'failed');
           stats.done = counts.completed ?? 0;

@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import { LauncherPool } from './launcher.js';
 import { LogMismatchError, WorkerModuleError } from './errors.js';
 import type { ProgressEvent, RunStats, StopReason } from './events.js';
-import { outputPaths, removeIfEmpty, signalGroup, type Execution, type Executor } from './executor.js';
+import { outputPaths, removeIfEmpty, RunChanges, stopAttemptProcesses, type Execution, type Executor } from './executor.js';
 import { lockLog } from './lock.js';
 import {
   DONE,
@@ -219,23 +219,12 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
   let fatal: unknown = null;
 
   // Everything that waits (the feeder, the memory gate) wakes on any change.
-  let wake: () => void = () => {};
-  let changed = new Promise<void>((resolve) => (wake = resolve));
-  const notify = (): void => {
-    const resolve = wake;
-    changed = new Promise<void>((next) => (wake = next));
-    resolve();
-  };
+  const changes = new RunChanges();
+  const notify = (): void => changes.notify();
 
-  const stopAttempt = (attempt: RunningAttempt, reason: EndReason, signal: NodeJS.Signals): void => {
-    if (attempt.execution.pid === null) return;
-    const pid = attempt.execution.pid;
-    if (attempt.stopReason === null) attempt.stopReason = reason;
-    signalGroup(pid, signal);
-    if (signal !== 'SIGKILL' && attempt.killTimer === null) {
-      attempt.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), settings.graceMs);
-    }
-  };
+  const stopAttempt = (attempt: RunningAttempt, reason: EndReason, signal: NodeJS.Signals): void =>
+
+    stopAttemptProcesses(attempt, reason, signal, settings.graceMs);
 
   const stop = (reason: StopReason, signal: NodeJS.Signals | null): void => {
     if (stoppedBy !== null) {
@@ -277,7 +266,7 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
       if (available >= settings.memFree) return;
       if (!announced) emit({ type: 'memory-wait', availableBytes: available, memFree: settings.memFree, stats: snapshot() });
       announced = true;
-      await Promise.race([sleep(MEMORY_POLL_MS), changed]);
+      await Promise.race([sleep(MEMORY_POLL_MS), changes.next]);
     }
   };
 
@@ -417,10 +406,10 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
     // Feed p-limit lazily, a few clusters ahead, so a million-cluster job holds no million closures.
     for (let cluster = 1; cluster <= clusters && stoppedBy === null; cluster += 1) {
       if (status[cluster] === DONE) continue;
-      while (limit.pendingCount >= settings.jobs && stoppedBy === null) await changed;
+      while (limit.pendingCount >= settings.jobs && stoppedBy === null) await changes.next;
       if (stoppedBy === null) schedule(cluster);
     }
-    while (outstanding > 0 || retryTimers.size > 0) await changed;
+    while (outstanding > 0 || retryTimers.size > 0) await changes.next;
   } finally {
     if (settings.handleSignals) {
       process.off('SIGINT', onSignal);
