@@ -23,13 +23,14 @@ export async function checkNginxConf(
   const dir = await mkdtemp(join(tmpdir(), 'sitecache-nginx-check-'));
   try {
     const njsModulePath = join(dir, 'sitecache-key.js');
-    if (options.md5 === 'njs') await writeFile(njsModulePath, renderNjsKeyModule(config));
+    const njs = options.md5 === 'njs' || options.normalize === 'njs';
+    if (njs) await writeFile(njsModulePath, renderNjsKeyModule(config));
     const file = join(dir, 'nginx.conf');
     const text = renderNginxConf(config, {
       ...options,
       standalone: true,
       prefix: dir,
-      ...(options.md5 === 'njs' ? { njsModulePath } : {}),
+      ...(njs ? { njsModulePath } : {}),
     });
     await writeFile(file, text);
     try {

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '@sitecache/config';
 import { checkNginxConf } from './check.js';
-import type { Md5Backend, RenderOptions } from './options.js';
+import type { Md5Backend, NormalizeBackend, RenderOptions } from './options.js';
 import { renderNginxConf, renderNjsKeyModule } from './render.js';
 
 const HELP = `Usage: sitecache-nginx [--config FILE] [options]
@@ -18,7 +18,9 @@ Options:
                        to include inside an http {} block)
   --prefix DIR         with --standalone: folder for the pid file, logs and temp paths
   --md5 BACKEND        set_misc (default), lua or njs: the module that computes the key
-  --njs-module FILE    with --md5 njs: where to write the key module nginx imports
+  --normalize MODULE   with --md5 set_misc: lua (default) or njs, the module that removes the
+                       config's ignoreParams from the URI before it is hashed
+  --njs-module FILE    with --md5 or --normalize njs: where to write the key module nginx imports
   --buffer-size SIZE   memcached_buffer_size (default 128k): make it hold a whole page
   --workers N          with --standalone: worker_processes (default auto)
   --app-keepalive-timeout TIME
@@ -37,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
       standalone: { type: 'boolean', default: false },
       prefix: { type: 'string' },
       md5: { type: 'string' },
+      normalize: { type: 'string' },
       'njs-module': { type: 'string' },
       'buffer-size': { type: 'string' },
       workers: { type: 'string' },
@@ -56,13 +59,14 @@ async function main(argv: string[]): Promise<number> {
     standalone: values.standalone,
     ...(values.prefix !== undefined ? { prefix: resolve(values.prefix) } : {}),
     ...(values.md5 !== undefined ? { md5: values.md5 as Md5Backend } : {}),
+    ...(values.normalize !== undefined ? { normalize: values.normalize as NormalizeBackend } : {}),
     ...(values['njs-module'] !== undefined ? { njsModulePath: resolve(values['njs-module']) } : {}),
     ...(values['buffer-size'] !== undefined ? { memcachedBufferSize: values['buffer-size'] } : {}),
     ...(values['app-keepalive-timeout'] !== undefined ? { appKeepaliveTimeout: values['app-keepalive-timeout'] } : {}),
     ...(values.workers !== undefined ? { workerProcesses: values.workers === 'auto' ? 'auto' : Number(values.workers) } : {}),
   };
   const text = renderNginxConf(config, options);
-  if (options.md5 === 'njs' && options.njsModulePath) writeFileSync(options.njsModulePath, renderNjsKeyModule(config));
+  if ((options.md5 === 'njs' || options.normalize === 'njs') && options.njsModulePath) writeFileSync(options.njsModulePath, renderNjsKeyModule(config));
   if (values.output) writeFileSync(values.output, text);
   else process.stdout.write(text);
   if (values.check) process.stderr.write(`${await checkNginxConf(config, options)}\n`);

@@ -3,6 +3,12 @@ import { NginxConfOptionError } from './errors.js';
 /** How nginx computes the md5 of the key. All three give the same lowercase hex as md5sum. */
 export type Md5Backend = 'set_misc' | 'lua' | 'njs';
 
+/** The module that removes the config's ignoreParams from the URI before the key is hashed. */
+export type NormalizeBackend = 'lua' | 'njs';
+
+/** Measured fastest by bench:hit (see the README) on a URI with tracking parameters. */
+export const DEFAULT_NORMALIZE: NormalizeBackend = 'lua';
+
 export interface RenderOptions {
   /** Print a complete nginx.conf that `nginx -c` runs as it is, rather than a snippet for `http {}`. Default false. */
   standalone?: boolean;
@@ -10,7 +16,13 @@ export interface RenderOptions {
   prefix?: string;
   /** The module that computes the md5 key. Default "set_misc" (pure C, the cheapest). */
   md5?: Md5Backend;
-  /** With md5 "njs": absolute path of the module written by `renderNjsKeyModule`. */
+  /**
+   * With md5 "set_misc": the module that removes the config's `ignoreParams` from the request URI
+   * (set_misc cannot). Default "lua". With md5 "lua" or "njs" that module does it, and this must be
+   * left out or name it.
+   */
+  normalize?: NormalizeBackend;
+  /** With md5 or normalize "njs": absolute path of the module written by `renderNjsKeyModule`. */
   njsModulePath?: string;
   /** Where Debian keeps nginx's dynamic modules, for standalone load_module lines. Default /usr/lib/nginx/modules. */
   modulesDir?: string;
@@ -51,6 +63,7 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
     standalone: options.standalone ?? false,
     prefix: options.prefix,
     md5: options.md5 ?? 'set_misc',
+    normalize: options.normalize ?? (options.md5 === 'lua' || options.md5 === 'njs' ? options.md5 : DEFAULT_NORMALIZE),
     njsModulePath: options.njsModulePath,
     modulesDir: options.modulesDir ?? '/usr/lib/nginx/modules',
     memcachedBufferSize: options.memcachedBufferSize ?? '128k',
@@ -66,8 +79,12 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
     throw new NginxConfOptionError(option, expected, (options as Record<string, unknown>)[option]);
   };
   if (!['set_misc', 'lua', 'njs'].includes(resolved.md5)) fail('md5', '"set_misc", "lua" or "njs"');
-  if (resolved.md5 === 'njs' && !(resolved.njsModulePath && SAFE_PATH.test(resolved.njsModulePath))) {
-    fail('njsModulePath', 'an absolute path (md5 "njs" imports the key module from it)');
+  if (!['lua', 'njs'].includes(resolved.normalize)) fail('normalize', '"lua" or "njs"');
+  if (resolved.md5 !== 'set_misc' && resolved.normalize !== resolved.md5) {
+    fail('normalize', `"${resolved.md5}" or nothing: with md5 "${resolved.md5}" that module removes ignoreParams too`);
+  }
+  if ((resolved.md5 === 'njs' || resolved.normalize === 'njs') && !(resolved.njsModulePath && SAFE_PATH.test(resolved.njsModulePath))) {
+    fail('njsModulePath', 'an absolute path (md5 or normalize "njs" imports the key module from it)');
   }
   if (resolved.standalone && !(resolved.prefix && SAFE_PATH.test(resolved.prefix))) {
     fail('prefix', 'an absolute folder without spaces or quotes (standalone keeps pid, logs and temp files there)');

@@ -69,7 +69,7 @@ describe('sitecache-nginx', () => {
     const { code, stderr } = await cli(['--config', configFile, '--output', output, '--check']);
     expect(code).toBe(0);
     expect(stderr).toContain('test is successful');
-    expect(await readFile(output, 'utf8')).toContain('set_md5 $memcached_key "https://$host$request_uri";');
+    expect(await readFile(output, 'utf8')).toContain('set_md5 $memcached_key "https://$host$sitecache_key_uri";');
   });
 
   it("fails --check with nginx's own message", async () => {

@@ -100,6 +100,90 @@ export function parityCorpus(): ParityCase[] {
     'http://[::1]:8080/ipv6?x',
   ];
   for (const target of absolute) cases.push({ target, host: 'www.example.com' });
+  cases.push(...queryCorpus());
+  return cases;
+}
+
+/**
+ * Queries naming parameters of the default ignoreParams in every position, and look-alikes that
+ * must stay in the key: percent-encoded names, other case, `utm_` as a value, a whole
+ * `utm_source=x` inside another value, a `#` in the query.
+ */
+const IGNORED_QUERIES: readonly string[] = [
+  '?utm_source=x',
+  '?fbclid=abc',
+  '?gclid=1',
+  '?dclid=1',
+  '?msclkid=1',
+  '?mc_cid=1&mc_eid=2',
+  '?_ga=2.1.3',
+  '?igshid=x',
+  '?yclid=9',
+  '?utm_source=newsletter&utm_medium=email&utm_campaign=dec',
+  '?utm_source=x&fbclid=y',
+  '?utm_=1',
+  '?utm_source',
+  '?utm_source=',
+  '?fbclid',
+  '?fbclid=',
+  '?b=1&utm_source=x',
+  '?utm_source=x&b=1',
+  '?b=1&utm_source=x&c=2',
+  '?b=1&utm_source=x&c=2&fbclid=y',
+  '?utm_source=x&b=1&utm_source=y',
+  '?utm_source=x&utm_source=x',
+  '?fbclid=1&fbclid=2&fbclid=3',
+  '?page=2&gclid=x&page=3',
+  '?b=&utm_source=x&c=',
+  '?b&fbclid&c',
+  '?&utm_source=x',
+  '?utm_source=x&',
+  '?b=1&&utm_source=x',
+  '?utm_source=x&&b=1',
+  '?&&fbclid=1&&',
+  '?b=%20&utm_source=%E2%9C%93&c=%2F',
+  '?utm_source=a%26b&c=1',
+  '?utm%5Fsource=x',
+  '?utm%5fsource=x&fbclid=1',
+  '?%75tm_source=x',
+  '?fbclid%3D1',
+  '?UTM_SOURCE=x',
+  '?Fbclid=x&gclid=1',
+  '?fbclidx=1&gclid=2',
+  '?xfbclid=1',
+  '?ref=utm_source',
+  '?q=utm_source%3Dx',
+  '?q=utm_&utm_source=utm_',
+  '?next=/a?utm_source=x',
+  '?next=/a?utm_source=x&utm_source=y',
+  '?next=%2Fa%3Futm_source%3Dx%26fbclid%3D1',
+  '?=utm_source&fbclid=1',
+  '?b=1#x&utm_source=y',
+  '?utm_source=y#frag',
+  '?b#utm_source=1',
+  '?#&fbclid=1',
+  '?b=1?utm_source=2',
+  '??utm_source=1',
+  '?a.b~c-d=1&x%5Fy=2&_=3&_x=4&aXb~c-d=5&utm_source=6',
+  `?q=${'w'.repeat(2000)}&utm_source=x&fbclid=${'z'.repeat(1000)}`,
+];
+
+// Pages to ask for with those queries: plain, encoded, raw UTF-8, a `#` before the query.
+const QUERY_PATHS: readonly string[] = ['/', '/article/x/', '/a%20b', utf8('/café'), '/a#x'];
+
+/** Every ignored query on every path, spread over the host forms of the site. */
+export function queryCorpus(): ParityCase[] {
+  const hosts = [...hostForms('www.example.com'), 'example.com', '[::1]:80'];
+  const cases: ParityCase[] = [];
+  let n = 0;
+  for (const path of QUERY_PATHS) {
+    for (const query of IGNORED_QUERIES) cases.push({ target: `${path}${query}`, host: hosts[n++ % hosts.length] as string });
+  }
+  // Absolute form, where nginx takes the host from the request line.
+  for (const query of IGNORED_QUERIES.slice(0, 12)) {
+    cases.push({ target: `http://Example.COM/article/x/${query}`, host: 'unrelated.test' });
+    cases.push({ target: `http://www.example.com${query}`, host: 'unrelated.test' });
+  }
   return cases;
 }
 

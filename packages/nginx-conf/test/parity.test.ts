@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { InvalidHostError, requestKey } from '@sitecache/cache-key';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
-import { renderNginxConf, renderNjsKeyModule } from '@sitecache/nginx-conf';
+import { keyRequestUri } from '@sitecache/nginx-model';
+import { renderNginxConf, renderNjsKeyModule, type RenderOptions } from '@sitecache/nginx-conf';
 import {
   memcachedSet,
   sendRaw,
@@ -14,22 +15,33 @@ import {
   type MemcachedServer,
   type NginxServer,
 } from '@sitecache/test-services';
-import { hasNoPath, nodeRefuses, parityCorpus, REJECTED_HOSTS, REJECTED_TARGETS, SITE_HOSTS, type ParityCase } from './corpus.js';
+import { hasNoPath, nodeRefuses, parityCorpus, queryCorpus, REJECTED_HOSTS, REJECTED_TARGETS, SITE_HOSTS, type ParityCase } from './corpus.js';
 
 // The invariant the product rests on: the key the app computes is the key nginx looks up.
-// Each md5 backend with the defaults, and again with a key prefix holding every character the
-// config allows that nginx, Lua or JavaScript could read specially, the http scheme and another hit header.
-const UNUSUAL = { keyPrefix: 'blog;v2#%[x]|~&(1)!:/', scheme: 'http', cacheHeader: 'X-Page-Cache' } as const;
-const VARIANTS = [
-  ['set_misc', 'the defaults', {}],
-  ['lua', 'the defaults', {}],
-  ['njs', 'the defaults', {}],
-  ['set_misc', 'an unusual prefix, http and another hit header', UNUSUAL],
-  ['lua', 'an unusual prefix, http and another hit header', UNUSUAL],
-  ['njs', 'an unusual prefix, http and another hit header', UNUSUAL],
-] as const;
+// Each md5 backend (and, for set_misc, each module that removes ignoreParams) with the defaults,
+// again with a key prefix holding every character the config allows that nginx, Lua or JavaScript
+// could read specially, the http scheme, another hit header and ignoreParams of every shape, and
+// once with no ignoreParams at all (every URI keyed as sent).
+const UNUSUAL = {
+  keyPrefix: 'blog;v2#%[x]|~&(1)!:/',
+  scheme: 'http',
+  cacheHeader: 'X-Page-Cache',
+  ignoreParams: ['utm_*', 'fbclid', 'a.b~c-d', 'x%5F*', '_'],
+} as const;
+const UNUSUAL_WHAT = 'an unusual prefix, http, another hit header and ignoreParams';
+const VARIANTS: readonly (readonly [string, string, object, RenderOptions])[] = [
+  ['set_misc and lua', 'the defaults', {}, { md5: 'set_misc', normalize: 'lua' }],
+  ['set_misc and njs', 'the defaults', {}, { md5: 'set_misc', normalize: 'njs' }],
+  ['lua', 'the defaults', {}, { md5: 'lua' }],
+  ['njs', 'the defaults', {}, { md5: 'njs' }],
+  ['set_misc and lua', UNUSUAL_WHAT, UNUSUAL, { md5: 'set_misc', normalize: 'lua' }],
+  ['set_misc and njs', UNUSUAL_WHAT, UNUSUAL, { md5: 'set_misc', normalize: 'njs' }],
+  ['lua', UNUSUAL_WHAT, UNUSUAL, { md5: 'lua' }],
+  ['njs', UNUSUAL_WHAT, UNUSUAL, { md5: 'njs' }],
+  ['set_misc', 'no ignoreParams', { ignoreParams: [] }, { md5: 'set_misc' }],
+];
 
-describe.each(VARIANTS)('with md5 by %s and %s, the key cache-key computes is the key nginx looks up', (md5, _what, fields) => {
+describe.each(VARIANTS)('with the key by %s and %s, the key cache-key computes is the key nginx looks up', (_how, _what, fields, options) => {
   const corpus = parityCorpus();
   let memcached: MemcachedServer;
   let nginx: NginxServer;
@@ -64,7 +76,7 @@ describe.each(VARIANTS)('with md5 by %s and %s, the key cache-key computes is th
       });
       const njsModulePath = join(prefix, 'sitecache-key.js');
       await writeFile(njsModulePath, renderNjsKeyModule(config));
-      return renderNginxConf(config, { standalone: true, prefix, md5, njsModulePath, debugKeyHeader: true, workerProcesses: 1 });
+      return renderNginxConf(config, { ...options, standalone: true, prefix, njsModulePath, debugKeyHeader: true, workerProcesses: 1 });
     });
   });
 
@@ -77,8 +89,15 @@ describe.each(VARIANTS)('with md5 by %s and %s, the key cache-key computes is th
   const request = (c: ParityCase): Buffer =>
     Buffer.from(`GET ${c.target} HTTP/1.1\r\nHost: ${c.host}\r\nConnection: close\r\n\r\n`, 'latin1');
 
-  it('covers at least 300 request targets', () => {
+  it('covers at least 300 request targets, 150 of them with ignored query parameters', () => {
     expect(corpus.length).toBeGreaterThanOrEqual(300);
+    const queries = new Set(queryCorpus().map((c) => c.target));
+    expect(corpus.filter((c) => queries.has(c.target)).length).toBeGreaterThanOrEqual(150);
+    if (config.ignoreParams.length > 0) {
+      // Most of them name a parameter the key leaves out; the look-alikes stay in it.
+      const changed = [...queries].filter((target) => keyRequestUri(target, config.ignoreParams) !== target);
+      expect(changed.length).toBeGreaterThanOrEqual(150);
+    }
   });
 
   it('serves every page stored under requestKey from memcached, byte for byte', async () => {

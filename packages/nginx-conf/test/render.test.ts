@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig } from '@sitecache/config';
-import { checkNginxConf, NginxCheckError, NginxConfOptionError, renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
+import { checkNginxConf, NginxCheckError, NginxConfOptionError, renderNginxConf, renderNjsKeyModule, type RenderOptions } from '@sitecache/nginx-conf';
 
 const base = {
   hosts: ['www.example.com', 'example.com'],
@@ -43,6 +43,12 @@ describe('nginx -t accepts every rendered option set', () => {
     matrix.push([`grace, typed locations, hitHeaders and an errorPage, md5 by ${md5}`, { ...three, ...STALE_FIELDS }, { md5, njsModulePath: '/x.js' }]);
   }
   matrix.push(['grace without an errorPage, gzip off', { ...base, grace: 60, gzip: false }, {}]);
+  matrix.push(['ignoreParams removed by njs, md5 by set_misc, with grace', { ...base, grace: 60 }, { normalize: 'njs', njsModulePath: '/x.js' }]);
+  matrix.push(['no ignoreParams', { ...base, ignoreParams: [] }, {}]);
+  for (const md5 of ['set_misc', 'lua', 'njs'] as const) {
+    matrix.push([`missRate, with grace, md5 by ${md5}`, { ...three, ...STALE_FIELDS, missRate: 20 }, { md5, njsModulePath: '/x.js' }]);
+  }
+  matrix.push(['missRate without grace', { ...base, missRate: 1 }, {}]);
 
   it.each(matrix)('%s', async (_name, fields, options) => {
     await expect(checkNginxConf(parseConfig(fields), options)).resolves.toMatch(/test is successful/);
@@ -98,7 +104,9 @@ describe('renderNginxConf', () => {
     // The README's two examples: the upstreams of two memcached servers, and the stale copies.
     const upstreams = renderNginxConf({ ...base, memcached: ['127.0.0.1:11211', '127.0.0.1:11212'] });
     const stale = renderNginxConf({ ...base, grace: 3600, appTimeout: 10, hitHeaders: { 'Cache-Control': 'public, max-age=60' }, errorPage: '/srv/site/error.html' });
-    for (const block of quoted) expect({ block, rendered: upstreams.includes(block as string) || stale.includes(block as string) }).toEqual({ block, rendered: true });
+    const limited = renderNginxConf({ ...base, missRate: 10 });
+    const rendered = [upstreams, stale, limited];
+    for (const block of quoted) expect({ block, rendered: rendered.some((text) => text.includes(block as string)) }).toEqual({ block, rendered: true });
   });
 
   it('renders no stale location and intercepts no app error without grace, as before it existed', () => {
@@ -180,11 +188,18 @@ describe('renderNginxConf', () => {
     expect(location).toContain('error_page 404 405 418 502 504 = @app;');
   });
 
-  it('loads ndk before set_misc with absolute paths in a standalone config', () => {
+  it('loads ndk before set_misc and lua with absolute paths in a standalone config', () => {
     const text = renderNginxConf(parseConfig(base), { standalone: true, prefix: '/srv/site' });
     const ndk = text.indexOf('load_module /usr/lib/nginx/modules/ndk_http_module.so;');
     expect(ndk).toBeGreaterThan(0);
     expect(text.indexOf('load_module /usr/lib/nginx/modules/ngx_http_set_misc_module.so;')).toBeGreaterThan(ndk);
+    // lua removes the default ignoreParams; without them set_misc needs nothing else.
+    expect(text.indexOf('load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;')).toBeGreaterThan(ndk);
+    const plain = renderNginxConf(parseConfig({ ...base, ignoreParams: [] }), { standalone: true, prefix: '/srv/site' });
+    expect(plain).not.toContain('ngx_http_lua_module');
+    const njs = renderNginxConf(parseConfig(base), { standalone: true, prefix: '/srv/site', normalize: 'njs', njsModulePath: '/srv/site/key.js' });
+    expect(njs).toContain('load_module /usr/lib/nginx/modules/ngx_http_js_module.so;');
+    expect(njs).not.toContain('ngx_http_lua_module');
     expect(text).toContain('pid /srv/site/nginx.pid;');
     expect(text).toContain('client_body_temp_path /srv/site/client_body_temp;');
   });
@@ -194,6 +209,10 @@ describe('renderNginxConf', () => {
     [{ standalone: true, prefix: 'relative/dir' }, 'prefix'],
     [{ md5: 'sha1' }, 'md5'],
     [{ md5: 'njs' }, 'njsModulePath'],
+    [{ normalize: 'perl' }, 'normalize'],
+    [{ md5: 'lua', normalize: 'njs', njsModulePath: '/x.js' }, 'normalize'],
+    [{ md5: 'njs', normalize: 'lua', njsModulePath: '/x.js' }, 'normalize'],
+    [{ normalize: 'njs' }, 'njsModulePath'],
     [{ memcachedBufferSize: 'big' }, 'memcachedBufferSize'],
     [{ memcachedKeepalive: 0 }, 'memcachedKeepalive'],
     [{ memcachedTimeout: 'soon' }, 'memcachedTimeout'],
@@ -204,6 +223,53 @@ describe('renderNginxConf', () => {
     const attempt = () => renderNginxConf(parseConfig(base), options as RenderOptions);
     expect(attempt).toThrow(NginxConfOptionError);
     expect(attempt).toThrow(`Invalid nginx-conf option "${option}"`);
+  });
+});
+
+describe('query parameters left out of the key (ignoreParams)', () => {
+  it('renders the key exactly as before for no ignoreParams: $request_uri, nothing else', () => {
+    const text = renderNginxConf({ ...base, ignoreParams: [] });
+    expect(text).toContain('set_md5 $memcached_key "https://$host$request_uri";');
+    for (const absent of ['sitecache_key_uri', 'lua', 'if ($request_uri']) expect(text).not.toContain(absent);
+  });
+
+  it('builds the key from $sitecache_key_uri, which only a URI naming an ignored parameter recomputes', () => {
+    const text = renderNginxConf({ ...base, grace: 60 });
+    expect(text).toContain('set $sitecache_key_uri $request_uri;\n    if ($request_uri ~ "[?&](?:utm_|(?:fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_ga|igshid|yclid)(?![^&=]))") {\n        set_by_lua_block $sitecache_key_uri {');
+    expect(text).toContain('set_md5 $memcached_key "https://$host$sitecache_key_uri";');
+    expect(text).toContain('set_md5 $memcached_key "stale:https://$host$sitecache_key_uri";');
+    expect(text).not.toMatch(/\$memcached_key "[^"]*\$request_uri"/);
+  });
+
+  it('takes the URI from the njs module with normalize "njs", and reads it in the lua and njs keys', () => {
+    const njs = renderNginxConf(base, { normalize: 'njs', njsModulePath: '/x.js' });
+    expect(njs).toContain('js_set $sitecache_normalized_uri sitecache_key.keyUri;');
+    expect(njs).toContain('set $sitecache_key_uri $sitecache_normalized_uri;');
+    expect(renderNginxConf(base, { md5: 'lua' })).toContain('return ngx.md5("https://" .. ngx.var.host .. ngx.var.sitecache_key_uri)');
+    const module = renderNjsKeyModule(base);
+    expect(module).toContain('.update(r.rawVariables.sitecache_key_uri)');
+    expect(module).toContain('export default { key, staleKey, keyUri };');
+    expect(renderNjsKeyModule({ ...base, ignoreParams: [] })).toContain('export default { key, staleKey };');
+  });
+});
+
+describe('missRate', () => {
+  const app = (text: string, name: string): string => text.slice(text.indexOf(`location ${name} {`), text.indexOf('}', text.indexOf(`location ${name} {`)));
+
+  it('limits the misses of each client address in @app, never the bypasses, and renders nothing at 0', () => {
+    const text = renderNginxConf({ ...base, missRate: 10 });
+    expect(text).toContain('limit_req_zone $binary_remote_addr zone=sitecache_misses:10m rate=10r/s;');
+    expect(app(text, '@app')).toContain('limit_req zone=sitecache_misses burst=10 nodelay;');
+    expect(app(text, '@app')).toContain('limit_req_status 429;');
+    expect(app(text, '@app_bypass')).not.toContain('limit_req');
+    expect(text).toContain('error_page 405 418 = @app_bypass;');
+    expect(renderNginxConf(base)).not.toContain('limit_req');
+  });
+
+  it('serves the stale copy past the limit with grace on, else 429', () => {
+    const text = renderNginxConf({ ...base, missRate: 10, grace: 60 });
+    expect(app(text, '@app')).toContain('error_page 429 = @stale_429;');
+    expect(text).toContain('error_page 404 502 504 =429 @sitecache_failed;');
   });
 });
 
