@@ -3,6 +3,9 @@
 // it (default 4k buffer, memcached_pass to an address, no keepalive). Plain and gzip. wrk on
 // loopback; every scenario runs in each round, in rotating order, inside one nginx with one worker,
 // so the ratios compare like with like. Target: generated hits >= 0.9x the static file.
+// Then the cost of ignoreParams on the hit path: for each way nginx computes the key, hits on the
+// plain URI and on one with tracking parameters, against the same backend without ignoreParams
+// (one nginx with one worker per way, all in rotating rounds).
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,8 +14,8 @@ import { gzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
 import { parseConfig } from '@sitecache/config';
 import { GZIP_FLAG } from '@sitecache/nginx-model';
-import { renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
-import { freePort, memcachedSet, requireBinary, sendRaw, startMemcached, startNginx } from '@sitecache/test-services';
+import { renderNginxConf, renderNjsKeyModule, type RenderOptions } from '@sitecache/nginx-conf';
+import { freePort, memcachedSet, requireBinary, sendRaw, startMemcached, startNginx, type NginxServer } from '@sitecache/test-services';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -36,7 +39,11 @@ interface Scenario {
   name: string;
   port: number;
   headers?: string[];
+  /** The target, when not PATH. */
+  target?: string;
 }
+
+const TRACKED = `${PATH}?utm_source=newsletter&utm_medium=email&utm_campaign=dec&fbclid=IwAR2x9`;
 
 async function group(title: string, gzip: boolean, extra: (servers: ExtraServers, docroot: string) => string, names: [string, string, string?]): Promise<Map<string, number[]>> {
   const memcached = await startMemcached({ memoryMb: 64, unixSocket: process.env.BENCH_UNIX === '1' });
@@ -76,7 +83,7 @@ async function group(title: string, gzip: boolean, extra: (servers: ExtraServers
 }
 
 async function checkServed(s: Scenario, gzip: boolean): Promise<void> {
-  const response = await sendRaw(s.port, `GET ${PATH} HTTP/1.1\r\nHost: ${HOST}\r\n${(s.headers ?? []).map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`);
+  const response = await sendRaw(s.port, `GET ${s.target ?? PATH} HTTP/1.1\r\nHost: ${HOST}\r\n${(s.headers ?? []).map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`);
   const expected = gzip && s.headers?.length ? gzipped : page;
   if (response.status !== 200 || !response.body.equals(expected)) {
     throw new Error(`${s.name} did not serve the page: ${response.status}, ${response.body.length} bytes`);
@@ -85,7 +92,7 @@ async function checkServed(s: Scenario, gzip: boolean): Promise<void> {
 
 async function measure(s: Scenario): Promise<number> {
   const headers = [`Host: ${HOST}`, ...(s.headers ?? [])].flatMap((h) => ['-H', h]);
-  const { stdout } = await run(wrk, ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, ...headers, `http://127.0.0.1:${s.port}${PATH}`]);
+  const { stdout } = await run(wrk, ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, ...headers, `http://127.0.0.1:${s.port}${s.target ?? PATH}`]);
   const match = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
   if (!match) throw new Error(`wrk printed no rate:\n${stdout}`);
   if (/Non-2xx/.test(stdout)) throw new Error(`${s.name}: wrk saw errors:\n${stdout}`);
@@ -144,7 +151,56 @@ const gzipExtra = (ports: ExtraServers, docroot: string): string => `
     }
 `;
 
+/** Hits through one nginx per way of computing the key, with and without ignoreParams. */
+async function keyGroup(): Promise<Map<string, number[]>> {
+  const memcached = await startMemcached({ memoryMb: 64, unixSocket: process.env.BENCH_UNIX === '1' });
+  // The tracked URI has the key of the plain one: one stored page serves both.
+  await memcachedSet(memcached.address, key, page, 0);
+  const ways: [string, RenderOptions, boolean][] = [
+    ['set_misc, no ignoreParams', { md5: 'set_misc' }, false],
+    ['set_misc + lua', { md5: 'set_misc', normalize: 'lua' }, true],
+    ['set_misc + njs', { md5: 'set_misc', normalize: 'njs' }, true],
+    ['lua, no ignoreParams', { md5: 'lua' }, false],
+    ['lua', { md5: 'lua' }, true],
+    ['njs, no ignoreParams', { md5: 'njs' }, false],
+    ['njs', { md5: 'njs' }, true],
+  ];
+  const servers: NginxServer[] = [];
+  const scenarios: Scenario[] = [];
+  try {
+    for (const [name, options, ignoring] of ways) {
+      const nginx = await startNginx(async ({ port, prefix }) => {
+        const config = parseConfig({ hosts: [HOST], listen: `127.0.0.1:${port}`, memcached: [memcached.address], app: ['127.0.0.1:9'], gzip: false, grace: 600, ...(ignoring ? {} : { ignoreParams: [] }) });
+        const njsModulePath = join(prefix, 'sitecache-key.js');
+        await writeFile(njsModulePath, renderNjsKeyModule(config));
+        // Seven nginx on a loaded machine: a memcached answer may take longer than the 250 ms default.
+        return renderNginxConf(config, { ...options, njsModulePath, memcachedTimeout: '2s', workerProcesses: 1, accessLog: false, standalone: true, prefix });
+      });
+      servers.push(nginx);
+      scenarios.push({ name: `${name}, plain URI`, port: nginx.port });
+      if (ignoring) scenarios.push({ name: `${name}, URI with 4 tracking parameters`, port: nginx.port, target: TRACKED });
+    }
+    for (const s of scenarios) {
+      await checkServed(s, false).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${(await Promise.all(servers.map((server) => server.errorLog()))).join('')}`);
+      });
+    }
+    console.log(`\nthe key with ignoreParams: ${page.length} bytes, plain and ${TRACKED.slice(PATH.length)}, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} rounds, one nginx per way`);
+    const results = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length] as Scenario);
+      for (const s of order) results.get(s.name)?.push(await measure(s));
+    }
+    for (const [name, figures] of results) console.log(`  ${name.padEnd(56)} ${figures.map((f) => `${(f / 1000).toFixed(1)}k`).join(', ')} req/s`);
+    return results;
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+    await memcached.stop();
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_KEYS_ONLY === "1") { await keyGroup(); return; }
   console.log(`bench:hit  node ${process.version}, nginx ${(await run(requireBinary('nginx'), ['-v'])).stderr.trim()}`);
   const plain = await group('plain page', false, plainExtra, ['static file', 'generated config, memcached hit', "blog's config (4k buffer, no keepalive)"]);
   const gz = await group('gzip page', true, gzipExtra, ['gzip_static file, gzip client', 'generated config, gzip hit, gzip client', 'generated config, gzip hit, client without gzip (gunzip)']);
@@ -159,6 +215,19 @@ async function main(): Promise<void> {
   console.log(`  blog's config, plain hit          ${blogRatio.toFixed(2)}x`);
   console.log(`  generated config, gzip hit        ${gzipRatio.toFixed(2)}x  (target >= 0.90) ${gzipRatio >= 0.9 ? 'MET' : 'NOT MET'}`);
   console.log(`  generated config, gunzip for client without gzip  ${gunzipRatio.toFixed(2)}x`);
+
+  const keys = await keyGroup();
+  console.log('\nmedian ratios against the same md5 backend without ignoreParams, plain URI:');
+  for (const [way, base] of [
+    ['set_misc + lua', 'set_misc'],
+    ['set_misc + njs', 'set_misc'],
+    ['lua', 'lua'],
+    ['njs', 'njs'],
+  ] as const) {
+    for (const uri of ['plain URI', 'URI with 4 tracking parameters']) {
+      console.log(`  ${`${way}, ${uri}`.padEnd(56)} ${ratio(keys, `${way}, ${uri}`, `${base}, no ignoreParams, plain URI`).toFixed(2)}x`);
+    }
+  }
 }
 
 main().catch((error: Error) => {

@@ -39,7 +39,8 @@ export function keyRequestUri(requestUri: string, ignoreParams: readonly string[
   const query = requestUri.indexOf('?');
   if (query < 0 || ignoreParams.length === 0) return requestUri;
   const matcher = matcherFor(ignoreParams);
-  // Most queries name no ignored parameter: find the first one before building anything.
+  // Most queries name no ignored parameter: the regex nginx tests first says so at once.
+  if (!matcher.mayName.test(requestUri)) return requestUri;
   let start = query + 1;
   for (;;) {
     const amp = requestUri.indexOf('&', start);
@@ -103,7 +104,11 @@ export function ignoredParamsPattern(ignoreParams: readonly string[]): string | 
   return `[?&](?:${alternatives.join('|')})`;
 }
 
-type Matcher = (name: string) => boolean;
+interface Matcher {
+  (name: string): boolean;
+  /** `ignoredParamsPattern` of the list: false for a URI that names none of its parameters. */
+  readonly mayName: RegExp;
+}
 
 const matchers = new WeakMap<readonly string[], Matcher>();
 
@@ -113,7 +118,8 @@ function matcherFor(patterns: readonly string[]): Matcher {
   if (matcher === undefined) {
     const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
     const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-    matcher = (name) => exact.has(name) || prefixes.some((prefix) => name.startsWith(prefix));
+    const test = (name: string): boolean => exact.has(name) || prefixes.some((prefix) => name.startsWith(prefix));
+    matcher = Object.assign(test, { mayName: new RegExp(ignoredParamsPattern(patterns) ?? '(?!)') });
     matchers.set(patterns, matcher);
   }
   return matcher;
