@@ -200,7 +200,6 @@ async function keyGroup(): Promise<Map<string, number[]>> {
 }
 
 async function main(): Promise<void> {
-  if (process.env.BENCH_KEYS_ONLY === "1") { await keyGroup(); return; }
   console.log(`bench:hit  node ${process.version}, nginx ${(await run(requireBinary('nginx'), ['-v'])).stderr.trim()}`);
   const plain = await group('plain page', false, plainExtra, ['static file', 'generated config, memcached hit', "blog's config (4k buffer, no keepalive)"]);
   const gz = await group('gzip page', true, gzipExtra, ['gzip_static file, gzip client', 'generated config, gzip hit, gzip client', 'generated config, gzip hit, client without gzip (gunzip)']);

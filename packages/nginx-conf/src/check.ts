@@ -41,7 +41,7 @@ export async function checkNginxConf(
     } catch (error) {
       const failure = error as { code?: string; stderr?: string };
       if (failure.code === 'ENOENT') {
-        throw new NginxCheckError(`"${nginxBinary}" is not installed. Install it with: apt-get install -y nginx libnginx-mod-http-set-misc`);
+        throw new NginxCheckError(`"${nginxBinary}" is not installed. Install it with: apt-get install -y nginx libnginx-mod-http-set-misc libnginx-mod-http-lua`);
       }
       throw new NginxCheckError((failure.stderr ?? String(error)).trim());
     }

@@ -287,7 +287,8 @@ function luaKeyUri(config: SitecacheConfig): string[] {
         'local amp = string.find(uri, "&", from, true)',
         'local param = string.sub(uri, from, (amp or 0) - 1)',
         'local name = string.match(param, "^[^=]*")',
-        `if not (${[...names, ...prefixes].join(' or ')}) then kept[#kept + 1] = param end`,
+        ...orLines('local ignored = ', [...names, ...prefixes]),
+        'if not ignored then kept[#kept + 1] = param end',
         'if not amp then break end',
         'from = amp + 1',
       ]),
@@ -297,6 +298,20 @@ function luaKeyUri(config: SitecacheConfig): string[] {
     ]),
     '}',
   ];
+}
+
+/** `head` and the conditions joined by `or`, wrapped to lines a reader takes in at once. */
+function orLines(head: string, conditions: readonly string[]): string[] {
+  const lines: string[] = [];
+  let line = head;
+  conditions.forEach((condition, i) => {
+    const next = i === 0 ? condition : ` or ${condition}`;
+    if (line.length + next.length > 90 && i > 0) {
+      lines.push(line);
+      line = `    or ${condition}`;
+    } else line += next;
+  });
+  return [...lines, line];
 }
 
 function staleKeyDirective(config: SitecacheConfig, opts: ResolvedOptions): string[] {
