@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmarks need on a fresh Debian machine with
-# Node: nginx and its modules, memcached, wrk, GNU parallel, redis-server (apt-get, as root), pnpm, the
+# Node: nginx and its modules, memcached, wrk, GNU parallel, redis-server, chromium (apt-get, as root), pnpm, the
 # workspace's packages, and the packages' builds. Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=12.4.2
-APT_PACKAGES=(nginx libnginx-mod-http-set-misc libnginx-mod-http-lua libnginx-mod-http-js memcached wrk parallel redis-server)
+APT_PACKAGES=(nginx libnginx-mod-http-set-misc libnginx-mod-http-lua libnginx-mod-http-js memcached wrk parallel redis-server chromium)
 MODULES=/usr/lib/nginx/modules
 
 missing=()
@@ -19,6 +19,9 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v parallel >/dev/null 2>&1 || missing+=(parallel)
 # cluster-run's queue mode (BullMQ) is tested against a real Redis.
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+# The example site's browser test drives Debian's Chromium through playwright-core, which never
+# downloads a browser of its own.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 # better-sqlite3 12 (the example's database on Node 20) compiles with node-gyp: a C++ compiler, make, python3.
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)

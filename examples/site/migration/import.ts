@@ -4,6 +4,7 @@
 import MarkdownIt from 'markdown-it';
 import { clusterKeyRange, parseCluster } from '@sitecache/cluster-runner';
 import type { Db } from '../site/db.js';
+import { excerptOf } from '../site/models.js';
 
 const RELATED_WINDOW = 200;
 const markdown = new MarkdownIt({ html: false, linkify: true, typographer: true });
@@ -78,8 +79,6 @@ function convert(post: LegacyPost) {
     return `![${inner.replace(/<[^>]+>/g, '').trim()}](${image})`;
   });
   const html = markdown.render(source);
-  const text = html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
-  const words = text.split(' ');
   return {
     legacyId: post.ID,
     // Titles repeat across 17 years of news; the legacy id keeps every slug unique and stable.
@@ -87,7 +86,7 @@ function convert(post: LegacyPost) {
     title: post.post_title.trim(),
     author: post.post_author,
     html,
-    excerpt: words.length > 40 ? `${words.slice(0, 40).join(' ')}…` : text,
+    excerpt: excerptOf(html),
     publishedAt: post.post_date.slice(0, 10),
   };
 }

@@ -33,7 +33,7 @@ export function sessionMiddleware(settings: Settings, users: Users): RequestHand
 export function cacheMiddleware(settings: Settings): PageCacheMiddleware {
   return pageCache(settings.cache, {
     serveFromCache: settings.serveFromCache,
-    route: (req) => (req.url?.startsWith('/api/') || req.url?.startsWith('/login') || req.url?.startsWith('/admin/') ? false : undefined),
+    route: (req) => (/^\/(api\/|login|logout|admin\/)/.test(req.url ?? '') ? false : undefined),
   });
 }
 

@@ -22,12 +22,19 @@ export interface Tag {
 
 const SUMMARY = `a.id, a.slug, a.title, a.excerpt, a.author, a.published_at AS publishedAt`;
 
+/** The text of an article's first 40 words, without markup: what lists and the feed show under a headline. */
+export function excerptOf(html: string): string {
+  const text = html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+  const words = text.split(' ');
+  return words.length > 40 ? `${words.slice(0, 40).join(' ')}…` : text;
+}
+
 /** The queries the views make, named as the views need them. */
 export class Articles {
   constructor(private readonly db: Db) {}
 
-  latest(limit = 20): ArticleSummary[] {
-    return this.db.prepare(`SELECT ${SUMMARY} FROM articles a ORDER BY a.published_at DESC, a.id DESC LIMIT ?`).all(limit) as ArticleSummary[];
+  latest(limit = 20, offset = 0): ArticleSummary[] {
+    return this.db.prepare(`SELECT ${SUMMARY} FROM articles a ORDER BY a.published_at DESC, a.id DESC LIMIT ? OFFSET ?`).all(limit, offset) as ArticleSummary[];
   }
 
   bySlug(slug: string): Article | undefined {
@@ -60,8 +67,17 @@ export class Articles {
       .all(articleId) as ArticleSummary[];
   }
 
-  retitle(id: number, title: string): void {
-    this.db.prepare('UPDATE articles SET title = ? WHERE id = ?').run(title, id);
+  /** The articles whose "Related" box lists this one. */
+  relatedFrom(articleId: number): ArticleSummary[] {
+    return this.db
+      .prepare(`SELECT ${SUMMARY} FROM articles o JOIN related_articles r ON r.related_legacy_id = o.legacy_id JOIN articles a ON a.id = r.article_id WHERE o.id = ? ORDER BY a.id`)
+      .all(articleId) as ArticleSummary[];
+  }
+
+  /** An editor's change: the headline, the body (HTML) or both; a new body gets its excerpt again. */
+  update(id: number, change: { title?: string; html?: string }): void {
+    if (change.title !== undefined) this.db.prepare('UPDATE articles SET title = ? WHERE id = ?').run(change.title, id);
+    if (change.html !== undefined) this.db.prepare('UPDATE articles SET html = ?, excerpt = ? WHERE id = ?').run(change.html, excerptOf(change.html), id);
   }
 
   allSlugs(): string[] {

@@ -2,7 +2,7 @@
 import type { Request, Response } from 'express';
 import type { PageStore } from '@sitecache/cache-store';
 import { checkPassword, SESSION_COOKIE, signSession } from './auth.js';
-import type { Articles, Comments, Users } from './models.js';
+import type { Article, Articles, Comments, Users } from './models.js';
 import type { Settings } from './settings.js';
 
 export interface Services {
@@ -19,7 +19,14 @@ export function views({ settings, articles, comments, users, pages }: Services) 
 
   return {
     home(req: Request, res: Response): void {
-      res.render('home.njk', context(req, { articles: articles.latest() }));
+      const page = req.params.page === undefined ? 1 : Number(req.params.page);
+      const pages = Math.max(1, Math.ceil(articles.count() / PER_PAGE));
+      // /page/1/ is the home page, and no page past the last exists: one URL per list, for the cache too.
+      if (!Number.isInteger(page) || (page < 2 && req.params.page !== undefined) || page > pages) return notFound(req, res);
+      const list = articles.latest(PER_PAGE, (page - 1) * PER_PAGE);
+      // Older pages open with the latest headlines, so a reader who lands there sees what is new.
+      const latest = page > 1 ? articles.latest(LATEST_BOX) : [];
+      res.render('home.njk', context(req, { articles: list, latest, page, pages }));
     },
 
     article(req: Request, res: Response): void {
@@ -67,30 +74,83 @@ export function views({ settings, articles, comments, users, pages }: Services) 
       res.redirect(303, '/');
     },
 
-    /** An editor retitles an article: the pages that show the title are purged so nginx stops serving them. */
+    logout(req: Request, res: Response): void {
+      res.set('Cache-Control', 'private, no-store');
+      res.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'lax', path: '/' });
+      res.redirect(303, '/');
+    },
+
+    /** The editor's page: a form for an article's headline and body. */
+    editor(req: Request, res: Response): void {
+      res.set('Cache-Control', 'private, no-store');
+      if (!req.user) return res.redirect(303, '/login');
+      const article = articles.byId(Number(req.params.id));
+      if (!article) return notFound(req, res);
+      res.render('editor.njk', context(req, { article, purged: req.query.purged }));
+    },
+
+    /** The editor's form, posted: saves the headline and body, purges the pages that show them, and goes back to the form. */
+    async edit(req: Request, res: Response): Promise<void> {
+      res.set('Cache-Control', 'private, no-store');
+      if (!req.user) return res.redirect(303, '/login');
+      const { title, body } = (req.body ?? {}) as { title?: string; body?: string };
+      const result = await saveEdit(Number(req.params.id), { title: String(title ?? ''), html: body === undefined ? undefined : String(body) });
+      if ('error' in result) {
+        res.status(result.status).type('text/plain').send(`${result.error}\n`);
+        return;
+      }
+      res.redirect(303, `/admin/article/${result.article}/?purged=${result.purged.filter((p) => p.result === 'purged').length}`);
+    },
+
+    /** An editor retitles an article (JSON or a form): the pages that show the title are purged so nginx stops serving them. */
     async retitle(req: Request, res: Response): Promise<void> {
       res.set('Cache-Control', 'private, no-store');
       if (!req.user) {
         res.status(403).json({ error: 'log in first' });
         return;
       }
-      const id = Number(req.params.id);
-      const before = articles.byId(id);
-      const title = String((req.body as { title?: string } | undefined)?.title ?? '').trim();
-      if (!before || !title) {
-        res.status(before ? 400 : 404).json({ error: before ? 'a title is required' : 'no such article' });
+      const title = String((req.body as { title?: string } | undefined)?.title ?? '');
+      const result = await saveEdit(Number(req.params.id), { title });
+      if ('error' in result) {
+        res.status(result.status).json({ error: result.error });
         return;
       }
-      articles.retitle(id, title);
-      const purged = await pages.purge(pagesShowing(before.slug, before.tags.map((tag) => tag.slug)));
-      res.json({ article: id, title, purged: purged.map((p) => ({ url: p.url, result: p.result })) });
+      res.json({ article: result.article, title: title.trim(), purged: result.purged });
     },
   };
+
+  /** Saves an editor's change and purges every cached page that shows the article. */
+  async function saveEdit(id: number, change: { title: string; html?: string | undefined }): Promise<EditResult> {
+    const before = articles.byId(id);
+    const title = change.title.trim();
+    if (!before) return { status: 404, error: 'no such article' };
+    if (!title) return { status: 400, error: 'a title is required' };
+    articles.update(id, { title, ...(change.html === undefined ? {} : { html: change.html }) });
+    const purged = await pages.purge(pagesShowing(articles, before));
+    return { article: id, purged: purged.map((p) => ({ url: p.url, result: p.result })) };
+  }
 }
 
-/** The pages that list an article's title: the article, the home page, its tag pages and the feed. */
-export function pagesShowing(slug: string, tagSlugs: readonly string[]): string[] {
-  return [`/article/${slug}/`, '/', '/feed.xml', ...tagSlugs.map((tag) => `/tag/${tag}/`)];
+type EditResult = { article: number; purged: { url: string; result: string }[] } | { status: number; error: string };
+
+/** Articles a page of the home list shows; the older pages add the latest few headlines above theirs. */
+export const PER_PAGE = 20;
+const LATEST_BOX = 3;
+
+/**
+ * The pages that show an article's title: the article, those whose "Related" box lists it, the home
+ * pages (it is on one, and on all the older ones while among the latest), its tag pages and the feed.
+ */
+export function pagesShowing(articles: Articles, article: Article): string[] {
+  const pages = Math.ceil(articles.count() / PER_PAGE);
+  return [
+    `/article/${article.slug}/`,
+    ...articles.relatedFrom(article.id).map((other) => `/article/${other.slug}/`),
+    '/',
+    ...Array.from({ length: pages - 1 }, (_, i) => `/page/${i + 2}/`),
+    '/feed.xml',
+    ...article.tags.map((tag) => `/tag/${tag.slug}/`),
+  ];
 }
 
 function notFound(req: Request, res: Response): void {

@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import type { Page, Response } from 'playwright-core';
+import { openDatabase } from '../site/db.js';
+import { Articles, type Article } from '../site/models.js';
+import { clusterRunBin, MANAGE, startStack, type Stack } from '../site/services.js';
+import { launchChromium, type Chromium } from './chromium.js';
+
+const NEW_TITLE = 'Confirmed: a release date, and a second act';
+const NEW_BODY = '<p>The studio confirmed the date on stream tonight, with a trailer for the second act.</p>';
+
+// An editor at work, in headless Chromium, through nginx, memcached and the app: the pages that
+// show a headline are served from memcached before the edit and after it, and are never stale.
+// The browser opens the stack's 127.0.0.1 host (startStack adds it to the hosts nginx serves).
+describe('an editor changes a headline in the browser', () => {
+  let data: TempDir;
+  let stack: Stack;
+  let browser: Chromium;
+  let page: Page;
+  let origin: string;
+  // The article the editor changes: among the latest three (so on the home page and in the
+  // "Latest" box above page 2), with another article's "Related" box listing it.
+  let edited: Article;
+  let relatedSlug: string;
+  // Screenshots go to PIXELPRESS_SCREENSHOTS (the README's are examples/site/docs), else the run's own folder.
+  let shots: string;
+
+  beforeAll(async () => {
+    data = await makeTempDir('pixelpress-editing');
+    const env = { ...process.env, SITE_DATA_DIR: data.path };
+    execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '1500'], { env });
+    execFileSync(process.execPath, [MANAGE, 'migrate'], { env });
+    execFileSync(process.execPath, [clusterRunBin(), '--clusters', '6', '--jobs', '2', '--log', join(data.path, 'import.log'), '--', process.execPath, MANAGE, 'import', '--cluster={}'], { env });
+    execFileSync(process.execPath, [MANAGE, 'createuser', 'ed', 'pw', 'Ed Itor'], { env });
+    const db = openDatabase(join(data.path, 'site.db'));
+    const articles = new Articles(db);
+    const latest = articles.latest(3);
+    const choice = latest.find((article) => articles.relatedFrom(article.id).length > 0);
+    if (!choice) throw new Error('none of the latest three articles is in another article\'s "Related" box');
+    edited = articles.byId(choice.id) as Article;
+    relatedSlug = (articles.relatedFrom(choice.id)[0] as Article).slug;
+    db.close();
+    shots = process.env.PIXELPRESS_SCREENSHOTS ?? join(data.path, 'screenshots');
+    mkdirSync(shots, { recursive: true });
+    stack = await startStack(data.path);
+    origin = `http://127.0.0.1:${stack.nginx.port}`;
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+    await data?.remove();
+  });
+
+  const cacheOf = (response: Response | null): string | undefined => response?.headers()['x-cache'];
+  /** Opens a page, then reloads it until nginx serves it from memcached (the app stores a page after answering). */
+  const openUntilHit = async (path: string): Promise<Response> => {
+    let response = await page.goto(origin + path);
+    for (let i = 0; i < 50 && cacheOf(response) !== 'HIT'; i++) {
+      await page.waitForTimeout(20);
+      response = await page.reload();
+    }
+    return response as Response;
+  };
+  /** The feed is not a page Chromium shows: the page's own fetch() asks for it, through the browser's network stack. */
+  const fetchFeed = (): Promise<{ cache: string | null; body: string }> =>
+    page.evaluate(async () => {
+      const response = await fetch('/feed.xml');
+      return { cache: response.headers.get('x-cache'), body: await response.text() };
+    });
+  /** Each page that shows the headline, and where on it. */
+  const pagesShowingIt = (): [path: string, where: string][] => [
+    [`/article/${edited.slug}/`, 'article h1'],
+    ['/', 'main'],
+    ['/page/2/', 'aside.latest'],
+    [`/tag/${edited.tags[0]?.slug}/`, 'main'],
+    [`/article/${relatedSlug}/`, 'aside.related'],
+  ];
+  const textOf = async (where: string): Promise<string> => (await page.locator(where).textContent()) ?? '';
+
+  it('serves the home page, page 2 and the other pages that show the headline from memcached', async () => {
+    for (const [path, where] of pagesShowingIt()) {
+      const response = await openUntilHit(path);
+      expect({ path, cache: cacheOf(response), shows: (await textOf(where)).includes(edited.title) }).toEqual({ path, cache: 'HIT', shows: true });
+    }
+    let feed = await fetchFeed();
+    for (let i = 0; i < 50 && feed.cache !== 'HIT'; i++) feed = await fetchFeed();
+    expect(feed.cache).toBe('HIT');
+    await openUntilHit('/');
+    await page.screenshot({ path: join(shots, 'editing-1-before.png') });
+  });
+
+  it('lets the logged-in editor change the headline and the body on the editor page, then log out', async () => {
+    await page.goto(`${origin}/login`);
+    await page.getByLabel('User').fill('ed');
+    await page.getByLabel('Password').fill('pw');
+    await Promise.all([page.waitForURL(`${origin}/`), page.getByRole('button', { name: 'Log in' }).click()]);
+    expect(await page.getByText('Hello, Ed Itor').count()).toBe(1);
+    const mine = await page.goto(`${origin}/article/${edited.slug}/`);
+    // The editor's pages come from the app, never from the cache.
+    expect(cacheOf(mine)).toBe('MISS');
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.getByLabel('Headline').fill(NEW_TITLE);
+    await page.getByLabel('Body (HTML)').fill(NEW_BODY);
+    await Promise.all([page.waitForURL(/\?purged=\d+$/), page.getByRole('button', { name: 'Save' }).click()]);
+    expect(await page.getByRole('status').textContent()).toMatch(/^Saved\. \d+ cached pages showing it were purged\.$/);
+    await page.screenshot({ path: join(shots, 'editing-2-editor.png') });
+    const home = page.waitForResponse(`${origin}/`);
+    await page.getByRole('button', { name: 'Log out' }).click();
+    // The first anonymous look at the home page after the edit: rendered again, with the new headline.
+    const landed = await home;
+    expect(cacheOf(landed)).toBe('MISS');
+    expect(await landed.text()).toContain(NEW_TITLE);
+    expect(await page.getByRole('link', { name: 'Log in' }).count()).toBe(1);
+  });
+
+  it('shows the new headline on the article, the home page, page 2, its tag page, the feed and a related article: one MISS each, then HITs', async () => {
+    // The home page's MISS was the page the browser landed on after logging out.
+    for (const [path, where] of pagesShowingIt().filter(([path]) => path !== '/')) {
+      const fresh = await page.goto(origin + path);
+      expect({ path, cache: cacheOf(fresh), shows: (await textOf(where)).includes(NEW_TITLE) }).toEqual({ path, cache: 'MISS', shows: true });
+    }
+    const feed = await fetchFeed();
+    expect({ cache: feed.cache, shows: feed.body.includes(NEW_TITLE) }).toEqual({ cache: 'MISS', shows: true });
+    for (const [path, where] of pagesShowingIt()) {
+      const cached = await openUntilHit(path);
+      expect({ path, cache: cacheOf(cached), shows: (await textOf(where)).includes(NEW_TITLE) }).toEqual({ path, cache: 'HIT', shows: true });
+    }
+    let feedAgain = await fetchFeed();
+    for (let i = 0; i < 50 && feedAgain.cache !== 'HIT'; i++) feedAgain = await fetchFeed();
+    expect({ cache: feedAgain.cache, shows: feedAgain.body.includes(NEW_TITLE) }).toEqual({ cache: 'HIT', shows: true });
+    await openUntilHit(`/article/${edited.slug}/`);
+    expect(await page.locator('article').textContent()).toContain('with a trailer for the second act');
+    await openUntilHit('/');
+    await page.screenshot({ path: join(shots, 'editing-3-after.png') });
+    await openUntilHit(`/article/${relatedSlug}/`);
+    await page.locator('aside.related').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(shots, 'editing-4-related-after.png') });
+  });
+});
