@@ -12,6 +12,11 @@ Commands:
   purge --soft URL...
                     remove the fresh copies only and keep the stale ones (config.grace): the
                     next visitor renders the page once, the others get the stale copy meanwhile
+  purge --tag TAG...
+                    remove every page stored with any of these tags (Surrogate-Key, tagPage),
+                    and its stale copy; one line per server: pages purged, already gone, failed
+  purge --soft --tag TAG...
+                    the same, keeping the stale copies
   purge --all       empty every memcached server of the config (flush_all: every site
                     sharing those servers loses its pages too)
   stats [--json]    each server's hits, misses, items, evictions and bytes: a table, or JSON
@@ -20,6 +25,7 @@ Commands:
                     carry as the miss did, or why the page was not stored
 
 Options:
+  --tag TAG         purge: a tag (repeat for more)
   --config FILE     the config file (default: $SITECACHE_CONFIG or ./sitecache.config.json)
   --timeout MS      how long one memcached command, or one request of check, may take (default 2000)
   --host HOST       check: the Host to send (default: the URL's host when config.hosts names it,
@@ -42,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       timeout: { type: 'string' },
       soft: { type: 'boolean', default: false },
+      tag: { type: 'string', multiple: true },
       host: { type: 'string' },
       wait: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -55,10 +62,12 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   if (command !== 'purge' && command !== 'stats' && command !== 'check') throw new UsageError(`unknown command "${command}"`);
-  if (values.soft && (command !== 'purge' || values.all)) throw new UsageError('--soft goes with purge URL...');
+  const tags = values.tag ?? [];
+  if (values.soft && (command !== 'purge' || values.all)) throw new UsageError('--soft goes with purge URL... or purge --tag TAG...');
+  if (tags.length > 0 && (command !== 'purge' || values.all || args.length > 0)) throw new UsageError('--tag goes with purge, without URLs or --all');
   if ((values.host !== undefined || values.wait !== undefined) && command !== 'check') throw new UsageError('--host and --wait go with check');
   if (command === 'check' && args.length !== 1) throw new UsageError('check takes one URL');
-  if (command === 'purge' && !values.all && args.length === 0) throw new UsageError('purge needs URLs or --all');
+  if (command === 'purge' && !values.all && args.length === 0 && tags.length === 0) throw new UsageError('purge needs URLs, --tag TAG or --all');
   if (command === 'purge' && values.all && args.length > 0) throw new UsageError('purge takes URLs or --all, not both');
   if (command === 'stats' && args.length > 0) throw new UsageError('stats takes no arguments');
   const timeout = Number(values.timeout ?? 2000);
@@ -78,6 +87,14 @@ async function main(argv: string[]): Promise<number> {
       const results = await store.purgeAll();
       for (const r of results) process.stdout.write(`${r.server}\t${r.ok ? 'flushed' : `failed: ${r.error}`}\n`);
       return results.every((r) => r.ok) ? 0 : 1;
+    }
+    if (tags.length > 0) {
+      const purge = await store.purgeTags(tags, { soft: values.soft });
+      for (const s of purge.servers) {
+        process.stdout.write(`${s.server}\tpurged ${s.purged}\tnot-cached ${s.notCached}\tfailed ${s.failed}${s.error ? `\t${s.error}` : ''}\n`);
+      }
+      process.stdout.write(`total\tpurged ${purge.purged}\n`);
+      return purge.servers.every((s) => s.failed === 0) ? 0 : 1;
     }
     const pages = await store.purge(args, { soft: values.soft });
     for (const p of pages) process.stdout.write(`${p.result}\t${p.url}\t${p.server}${p.error ? `\t${p.error}` : ''}\n`);

@@ -43,3 +43,27 @@ function describe(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
+
+/** A tag sitecache cannot index: empty, too long, not printable ASCII, or one too many for a page. */
+export class PageTagError extends Error {
+  override readonly name = 'PageTagError';
+  /** The tag at fault. */
+  readonly tag: string;
+
+  constructor(tag: unknown, reason: string) {
+    super(`Invalid tag ${describe(tag)}: ${reason}`);
+    this.tag = String(tag);
+  }
+}
+
+/** A purge request the purge endpoint refuses: no secret, a wrong one, or a body it cannot read. */
+export class PurgeRequestError extends Error {
+  override readonly name = 'PurgeRequestError';
+  /** The HTTP status the endpoint answers with. */
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}

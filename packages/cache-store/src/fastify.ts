@@ -6,6 +6,7 @@ import { BodyCapture } from './body-capture.js';
 import type { PageCacheMetrics } from './metrics.js';
 import { LOOKUP_FAILED, PageCache, type Admission, type PageCacheOptions, type RouteRule } from './page-cache.js';
 import type { PageStore } from './page-store.js';
+import { captureSurrogateKey, pageTags, tagPage } from './tags.js';
 
 export interface FastifyPageCacheOptions extends PageCacheOptions {
   /**
@@ -25,6 +26,13 @@ export interface FastifyPageCache {
 declare module 'fastify' {
   interface FastifyInstance {
     pageCache: FastifyPageCache;
+  }
+  interface FastifyReply {
+    /**
+     * Adds tags to this page's `Surrogate-Key` header (see `tagPage`): one purge by any of them
+     * removes the page. The header never reaches the visitor.
+     */
+    tagPage(...tags: string[]): FastifyReply;
   }
   interface FastifyContextConfig {
     /** This route's rule: `false` opts out of the cache, `{ ttl }` sets the seconds its pages live. */
@@ -57,6 +65,9 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
     }
     const states = new WeakMap<FastifyRequest, RequestState>();
     fastify.decorate('pageCache', { store: cache.store, metrics: cache.metrics });
+    fastify.decorateReply('tagPage', function (this: FastifyReply, ...tags: string[]): FastifyReply {
+      return tagPage(this, ...tags);
+    });
 
     fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       try {
@@ -71,6 +82,8 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
 
     const onRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
       reply.header(cache.config.cacheHeader, 'MISS');
+      // Whatever becomes of the request, the page's tags never reach the visitor.
+      const tags = captureSurrogateKey(reply.raw);
       const admission = cache.admit(request.raw, request.routeOptions.config?.pageCache);
       const state: RequestState = { admission, served: true };
       states.set(request, state);
@@ -93,10 +106,11 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
           status: reply.statusCode,
           headers: reply.getHeaders() as OutgoingHttpHeaders,
           body: state.body && !state.body.overflowed ? state.body.body() : undefined,
+          tags: pageTags(tags.value(), tags.untaggable()),
         });
       });
       reply.raw.once('close', () => {
-        if (!finished) cache.finish(admission, outcome.render, { finished: false, status: reply.statusCode, headers: {}, body: undefined });
+        if (!finished) cache.finish(admission, outcome.render, { finished: false, status: reply.statusCode, headers: {}, body: undefined, tags: { tags: [] } });
       });
       return undefined;
     };

@@ -9,6 +9,9 @@ export {
   type StoredPage,
   type PurgeOptions,
   type PurgedPage,
+  type PurgedKey,
+  type TagPurge,
+  type TagPurgeServer,
   type ServerResult,
   type ServerStats,
 } from './page-store.js';
@@ -16,4 +19,6 @@ export { pageCache, type PageCacheMiddleware, type NextFunction } from './middle
 export type { PageCacheOptions, RouteRule } from './page-cache.js';
 export { responseRefusal, type SkipReason, type ResponseFacts } from './policy.js';
 export type { PageCacheMetrics, MetricsSnapshot } from './metrics.js';
-export { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
+export { tagPage, MAX_TAG_LENGTH, MAX_TAGS_PER_PAGE, type TaggableResponse } from './tags.js';
+export { purgeHandler, PURGE_SECRET_ENV, type PurgeHandler, type PurgeHandlerOptions } from './purge-endpoint.js';
+export { CacheStoreOptionError, PageAddressError, PageTagError, UnsupportedServerError } from './errors.js';

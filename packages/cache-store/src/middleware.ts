@@ -6,6 +6,7 @@ import type { PageCacheMetrics } from './metrics.js';
 import { LOOKUP_FAILED, PageCache, type Admission, type AdmittedRequest, type PageCacheOptions, type Render } from './page-cache.js';
 import type { PageStore } from './page-store.js';
 import type { SharedResponse } from './single-flight.js';
+import { captureSurrogateKey, pageTags, type TagCapture } from './tags.js';
 
 /** Connect's `next`: called with no argument to hand the request on. */
 export type NextFunction = (error?: unknown) => void;
@@ -52,6 +53,8 @@ export function pageCache(config: SitecacheConfigInput, options: PageCacheOption
 
 async function handle(cache: PageCache, req: AdmittedRequest, res: ServerResponse, pass: () => void): Promise<void> {
   res.setHeader(cache.config.cacheHeader, 'MISS');
+  // Whatever becomes of the request, the page's tags never reach the visitor.
+  const tags = captureSurrogateKey(res);
   const admission = cache.admit(req);
   const hit = await cache.lookup(admission, req);
   if (hit === LOOKUP_FAILED) return pass();
@@ -62,7 +65,7 @@ async function handle(cache: PageCache, req: AdmittedRequest, res: ServerRespons
   }
   const outcome = await cache.miss(admission, req);
   if ('send' in outcome) return sendShared(res, outcome.send);
-  capture(cache, admission, outcome.render, res);
+  capture(cache, admission, outcome.render, res, tags);
   pass();
 }
 
@@ -80,7 +83,7 @@ function sendShared(res: ServerResponse, shared: SharedResponse): void {
 type Writer = (...args: unknown[]) => unknown;
 
 /** Wraps write and end to keep a copy of the body, and hands the finished response to the cache. */
-function capture(cache: PageCache, admission: Admission, render: Render, res: ServerResponse): void {
+function capture(cache: PageCache, admission: Admission, render: Render, res: ServerResponse, tags: TagCapture): void {
   const body = new BodyCapture(cache.maxBodyBytes);
   const target = res as unknown as { write: Writer; end: Writer };
   const write = target.write;
@@ -108,6 +111,7 @@ function capture(cache: PageCache, admission: Admission, render: Render, res: Se
       status: res.statusCode,
       headers: res.getHeaders(),
       body: body.overflowed ? undefined : body.body(),
+      tags: pageTags(tags.value(), tags.untaggable()),
     });
   };
   // 'finish' comes before 'close' for a response that went out whole; 'close' alone means it did not.

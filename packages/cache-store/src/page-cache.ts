@@ -8,6 +8,7 @@ import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
 import { createPageStore, internalsOf, type Claim, type PageStore, type PageStoreInternals, type PageStoreOptions } from './page-store.js';
 import { headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
 import { SingleFlight, type Flight, type FlightAnswer, type SharedResponse } from './single-flight.js';
+import type { PageTags } from './tags.js';
 import type { WarningLog } from './warnings.js';
 
 /** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
@@ -70,10 +71,13 @@ export interface FinishedResponse {
   readonly headers: OutgoingHttpHeaders;
   /** The captured body, or undefined when it outgrew the size guard or could not be captured. */
   readonly body: Buffer | undefined;
+  /** Its tags, from the Surrogate-Key header the adapter took off the response. */
+  readonly tags: PageTags;
 }
 
-// Framing and connection headers belong to one response, never to a copy handed to another request.
-const UNSHARED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'upgrade', 'trailer']);
+// Framing and connection headers belong to one response, never to a copy handed to another request;
+// the page's tags are sitecache's, never a visitor's.
+const UNSHARED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'upgrade', 'trailer', 'surrogate-key']);
 
 /** What `lookup` says when it failed: counted and logged already, the app answers. */
 export const LOOKUP_FAILED = 'failed';
@@ -294,9 +298,13 @@ export class PageCache {
       if (!response.finished) refusal = 'aborted';
       else if (servedType === undefined) refusal = 'invalid-request';
       else refusal = responseRefusal(response, now, servedType, this.config) ?? (response.body ? undefined : 'too-large');
+      if (refusal === undefined && 'problem' in response.tags) refusal = 'tags';
       if (refusal !== undefined) {
         this.recorder.recordSkipped(refusal);
         if (refusal === 'headers') this.warnHeaders(response.headers);
+        if ('problem' in response.tags && refusal === 'tags') {
+          this.warnings.warn('tags', `sitecache: a page with tags sitecache cannot index is not stored (reason "tags"): ${response.tags.problem}`);
+        }
         flight?.settle(undefined);
         release();
         return;
@@ -310,7 +318,8 @@ export class PageCache {
     }
     const body = response.body as Buffer;
     flight?.settle({ status: response.status, headers: shareable(response.headers), body });
-    setImmediate(() => void this.put(admission.page, body, ttl, claim).finally(release));
+    const tags = 'tags' in response.tags ? response.tags.tags : [];
+    setImmediate(() => void this.put(admission.page, body, ttl, tags, claim).finally(release));
   }
 
   /** Names the first header that kept a page out, once per header name per interval. */
@@ -325,9 +334,9 @@ export class PageCache {
   }
 
   /** Stores off the response path. put rejects for bad input only: anything else is sitecache's fault. */
-  private async put(page: RequestLike, body: Buffer, ttl: number, claim: Claim | undefined): Promise<void> {
+  private async put(page: RequestLike, body: Buffer, ttl: number, tags: readonly string[], claim: Claim | undefined): Promise<void> {
     try {
-      await this.internals.putClaimed(page, body, { ttl }, claim?.mark);
+      await this.internals.putClaimed(page, body, tags.length === 0 ? { ttl } : { ttl, tags }, claim?.mark);
     } catch (error) {
       this.fail('storing the page', error);
     }

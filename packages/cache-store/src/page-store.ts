@@ -9,6 +9,8 @@ import { MemcacheClient } from 'memcache-client';
 import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
 import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
 import { pageTtl, type SkipReason } from './policy.js';
+import { appendCommands, entryKey, entryKeysToRead, entryText, generationKey, readEntry, tagHash, tagMarkKey } from './tag-index.js';
+import { checkTags, MAX_TAGS_PER_PAGE, tagProblem } from './tags.js';
 import { WarningLog, type PageStoreLogger } from './warnings.js';
 
 export type { PageStoreLogger } from './warnings.js';
@@ -47,6 +49,12 @@ export interface PutOptions {
    * max-age, else what its Expires leaves after its Date (or now), else `config.ttl` is the TTL.
    */
   headers?: OutgoingHttpHeaders;
+  /**
+   * What the page shows (`article:42`, `home`): a purge by any of them (`purgeTags`) removes it.
+   * Printable ASCII without spaces, at most 128 characters each, at most 64: otherwise the page is
+   * not stored (reason "tags").
+   */
+  tags?: readonly string[];
 }
 
 /** What became of one `put`. */
@@ -90,6 +98,40 @@ export interface PurgedPage {
   readonly result: 'purged' | 'not-cached' | 'failed';
   /** Why it failed, when it did. */
   readonly error?: string;
+}
+
+/** What became of one page a purge by tag found in the index. */
+export interface PurgedKey {
+  /** The page's key (the index holds keys, not URLs). */
+  readonly key: string;
+  /** The server that held it, where nginx reads the key. */
+  readonly server: string;
+  readonly result: 'purged' | 'not-cached' | 'failed';
+  readonly error?: string;
+}
+
+/** One server's part of a purge by tag. */
+export interface TagPurgeServer {
+  readonly server: string;
+  /** Pages deleted from this server (a fresh or stale copy was there). */
+  readonly purged: number;
+  /** Pages the index named that were already gone (expired, evicted or purged). */
+  readonly notCached: number;
+  /** Pages whose purge failed, plus 1 when the server's marker or index could not be written or read. */
+  readonly failed: number;
+  /** Why the server's part failed, when it did. */
+  readonly error?: string;
+}
+
+/** What a purge by tag did. */
+export interface TagPurge {
+  readonly tags: readonly string[];
+  /** Pages deleted, over every server. */
+  readonly purged: number;
+  /** Each server of `config.memcached`, in its order. */
+  readonly servers: readonly TagPurgeServer[];
+  /** Each page the index named. */
+  readonly pages: readonly PurgedKey[];
 }
 
 /** The outcome of a command sent to every server. */
@@ -139,6 +181,12 @@ export interface PageStore {
    * that page under every host in `config.hosts`; an absolute URL names one page.
    */
   purge(pages: PageAddress | Iterable<PageAddress>, options?: PurgeOptions): Promise<PurgedPage[]>;
+  /**
+   * Deletes every page stored with any of `tags` (and its stale copy unless `soft`), on every
+   * server, and a render that began before the purge is never stored after it, tagged as it may be.
+   * @throws (rejects) PageTagError for a tag that cannot be one.
+   */
+  purgeTags(tags: string | Iterable<string>, options?: PurgeOptions): Promise<TagPurge>;
   /** Empties every server of `config.memcached` (memcached's flush_all): every site sharing them too. */
   purgeAll(): Promise<ServerResult[]>;
   /** Each server's hits, misses, items, evictions and bytes. */
@@ -160,6 +208,11 @@ export interface PurgeMark {
   readonly value: string | null;
   /** When it was read (ms): a mark older than the marker's life proves nothing. */
   readonly readAt: number;
+  /**
+   * The server's count of purges by tag then (null: none yet, or unread): a tag marker of the
+   * page written with a higher count was written by a purge after the render began.
+   */
+  readonly generation?: number | null;
 }
 
 /** What `claim` found on the page's server. */
@@ -217,6 +270,10 @@ const BINARY_FLAG = 8;
 // memcached stores a header, the key and the value's CRLF in the same item: measured on 1.6.
 const ITEM_OVERHEAD = 64;
 const PURGE_CONCURRENCY = 16;
+/** Pages a purge by tag removes at once: one tag may name thousands. */
+const TAG_PURGE_CONCURRENCY = 64;
+/** Index entries read in one get: a purge reads about 430 per tag per server, most of them missing. */
+const INDEX_READ_BATCH = 100;
 /**
  * The render lock and the purge marker sit beside the page: its key with a suffix (page keys are
  * bare md5 hex, so nginx never looks either up), on the page's own server, found by the page's
@@ -412,6 +469,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   private readonly writing = new Set<Promise<PutResult>>();
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** Each server's count of purges by tag. */
+  private readonly generationKey: string;
 
   constructor(
     readonly config: SitecacheConfig,
@@ -422,6 +481,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       if (server.startsWith('[')) throw new UnsupportedServerError(server, 'memcache-client 1.0.5 cannot parse an IPv6 address; use an IPv4 address or a host name');
     }
     this.ring = createHashRing(config.memcached);
+    this.generationKey = generationKey(config.keyPrefix);
     this.metrics = new MetricsRecorder(config.memcached);
     this.warnings = new WarningLog(options.logger, options.logIntervalMs);
     for (const server of config.memcached) this.slots.set(server, new ServerSlot(server, options, this.metrics, this.warnings));
@@ -484,6 +544,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       return { stored: false, key, server, reason };
     };
     if (this.closed) return skip('closed');
+    const tags = options.tags === undefined ? [] : [...new Set(options.tags)];
+    if (tags.length > MAX_TAGS_PER_PAGE || tags.some((tag) => tagProblem(tag) !== undefined)) return skip('tags');
     // A string stays a string until it meets a socket or zlib: encoding it into a Buffer here would
     // cost a copy and a large allocation per page for nothing.
     const raw = typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
@@ -505,22 +567,44 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
     const stale = this.config.grace > 0 ? this.staleKeyFor(page) : undefined;
     const staleSlot = stale === undefined ? undefined : (this.slots.get(this.ring.serverFor(stale)) as ServerSlot);
-    const markKey = `${key}${MARK_SUFFIX}`;
-    const markOf = (client: MemcacheClient): Promise<string | null> =>
-      client.get<string>(markKey).then((found) => (found ? String(found.value) : null));
+    const hashes = tags.map((tag) => tagHash(this.config.keyPrefix, tag));
+    // The page's marker and, when it is tagged, its tags' markers: one get.
+    const markKeys = [`${key}${MARK_SUFFIX}`, ...hashes.map(tagMarkKey)];
+    const marksOf = (client: MemcacheClient): Promise<(string | null)[]> =>
+      markKeys.length === 1
+        ? client.get<string>(markKeys[0] as string).then((found) => [found ? String(found.value) : null])
+        : client.get<Record<string, { value: string }>>(markKeys).then((found) => {
+            const items = found as unknown as Record<string, { value: string } | undefined>;
+            return markKeys.map((name) => (items[name] ? String(items[name].value) : null));
+          });
+    // The index entries go down the same connection as the set, just before it (see tag-index.ts):
+    // once memcached answers the set, the page is in the index of every tag.
+    let prelude = '';
+    let stalePrelude = '';
+    if (hashes.length > 0) {
+      const now = Date.now();
+      const life = ttl + this.config.grace;
+      const text = entryText(key, stale);
+      prelude = appendCommands(hashes.map((hash) => entryKey(hash, key, life, now)), text);
+      // The stale copy's server indexes it too, so each server's index covers what it holds.
+      if (stale !== undefined && staleSlot !== slot) stalePrelude = appendCommands(hashes.map((hash) => entryKey(hash, stale, life, now)), text);
+    }
 
     // One run on the page's server for the three commands (a timer and an in-flight slot per put,
-    // not per command): the marker, the set, the marker again.
+    // not per command): the markers, the set, the markers again.
     const outcome = await slot.run(async (client) => {
       // Read before the set too, so that a purge made during the render (the usual case) leaves
       // nothing to take back, not even for the moment between the set and the read after it.
-      const before = await markOf(client);
-      if (claimed && before !== claimed.value) return { purged: 'before' as const };
-      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale, flags, ttl + this.config.grace, value);
-      await sendSet(client, key, flags, ttl, value);
+      const before = await marksOf(client);
+      if (claimed && (before[0] !== claimed.value || before.slice(1).some((mark) => purgedSince(mark, claimed.generation)))) return { purged: 'before' as const };
+      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale, flags, ttl + this.config.grace, value, stalePrelude);
+      await sendSet(client, key, flags, ttl, value, prelude);
       const staleStored = (await staleWrite)?.ok === true;
-      const after = await markOf(client);
-      return after === before ? { purged: undefined, staleStored } : { purged: 'after' as const, soft: after?.endsWith(' soft') === true, staleStored };
+      const after = await marksOf(client);
+      const changed = after.filter((mark, i) => mark !== before[i]);
+      return changed.length === 0
+        ? { purged: undefined, staleStored }
+        : { purged: 'after' as const, soft: changed.every((mark) => mark?.endsWith(' soft') === true), staleStored };
     }, true, 3);
     if (!outcome.ok) {
       if (outcome.error && isReply(outcome.error)) slot.refused();
@@ -541,8 +625,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /** Writes one copy with a run of its own. */
-  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer): Promise<Outcome<void>> {
-    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, value));
+  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer, prelude = ''): Promise<Outcome<void>> {
+    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, value, prelude));
     if (!outcome.ok && outcome.error && isReply(outcome.error)) slot.refused();
     return outcome;
   }
@@ -582,7 +666,13 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
                 },
               )
             : Promise.resolve('unknown' as const),
-          client.get<string>(`${key}${MARK_SUFFIX}`).then((found): PurgeMark => ({ value: found ? String(found.value) : null, readAt })),
+          // The count of purges by tag comes with it, for the page's tags, known only once rendered.
+          client.get<Record<string, { value: string }>>([`${key}${MARK_SUFFIX}`, this.generationKey]).then((found): PurgeMark => {
+            const items = found as unknown as Record<string, { value: string } | undefined>;
+            const mark = items[`${key}${MARK_SUFFIX}`];
+            const generation = items[this.generationKey];
+            return { value: mark ? String(mark.value) : null, readAt, generation: generation ? Number.parseInt(String(generation.value), 10) : null };
+          }),
         ]),
       true,
       1,
@@ -654,17 +744,101 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
    * The marker first, then the deletes: a put that reads the marker after its write then either
    * sees the marker and takes its write back, or wrote before the marker and so before the delete.
    */
-  private async purgeOne(key: string, stale: string, soft: boolean): Promise<Pick<PurgedPage, 'result' | 'error'>> {
+  private async purgeOne(key: string, stale: string | undefined, soft: boolean): Promise<Pick<PurgedPage, 'result' | 'error'>> {
     const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
     const token = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}${soft ? ' soft' : ''}`;
     const marked = await slot.run((client) => client.set(`${key}${MARK_SUFFIX}`, token, { lifetime: this.markTtl }), false);
     const [fresh, old] = await Promise.all([
       this.deleteKey(slot, key, false),
-      soft ? undefined : this.deleteKey(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale, false),
+      soft || stale === undefined ? undefined : this.deleteKey(this.slots.get(this.ring.serverFor(stale)) as ServerSlot, stale, false),
     ]);
     const failed = [marked, fresh, old].find((outcome) => outcome !== undefined && !outcome.ok);
     if (failed && !failed.ok) return { result: 'failed', error: failed.error?.message ?? failed.reason };
     return { result: (fresh.ok && fresh.value) || (old?.ok && old.value) ? 'purged' : 'not-cached' };
+  }
+
+  /**
+   * 1. On every server, the next count of purges by tag and each tag's marker at that count: a
+   *    render whose claim read a lower count is not stored (see `write`), even one whose page is in
+   *    no index yet. 2. Every server's index entries of the tags. 3. Each page found, as `purge`
+   *    does it (its marker, then its copies). Markers before the index is read, so a page indexed
+   *    after the read was written by a put that sees the markers.
+   */
+  async purgeTags(tags: string | Iterable<string>, options: PurgeOptions = {}): Promise<TagPurge> {
+    const list = checkTags(tags);
+    const soft = options.soft === true;
+    const hashes = list.map((tag) => tagHash(this.config.keyPrefix, tag));
+    const slots = [...this.slots.values()];
+    const trouble = new Map<string, string>();
+    const failure = (outcome: Outcome<unknown>): string => (outcome.ok ? '' : (outcome.error?.message ?? outcome.reason));
+    await Promise.all(
+      slots.map(async (slot) => {
+        const marked = await slot.run(
+          async (client) => {
+            const generation = await this.nextGeneration(client);
+            await Promise.all(hashes.map((hash) => client.set(tagMarkKey(hash), `${generation}${soft ? ' soft' : ''}`, { lifetime: this.markTtl })));
+          },
+          false,
+          4,
+        );
+        if (!marked.ok) trouble.set(slot.address, `marking the tags: ${failure(marked)}`);
+      }),
+    );
+    const now = Date.now();
+    const keys = hashes.flatMap((hash) => entryKeysToRead(hash, now));
+    const found = new Map<string, string | undefined>();
+    await Promise.all(
+      slots.map(async (slot) => {
+        const batches = Array.from({ length: Math.ceil(keys.length / INDEX_READ_BATCH) }, (_, i) => keys.slice(i * INDEX_READ_BATCH, (i + 1) * INDEX_READ_BATCH));
+        const reads = await Promise.all(
+          batches.map((batch) => slot.run((client) => client.get<Record<string, { value: string }>>(batch), false)),
+        );
+        for (const read of reads) {
+          if (!read.ok) {
+            trouble.set(slot.address, `reading the index: ${failure(read)}`);
+            continue;
+          }
+          for (const item of Object.values(read.value as unknown as Record<string, { value: string }>)) readEntry(String(item.value), found);
+        }
+      }),
+    );
+    const targets = [...found];
+    const pages: PurgedKey[] = new Array(targets.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < targets.length) {
+        const index = next++;
+        const [key, stale] = targets[index] as [string, string | undefined];
+        pages[index] = { key, server: this.ring.serverFor(key), ...(await this.purgeOne(key, stale, soft)) };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(TAG_PURGE_CONCURRENCY, targets.length) }, worker));
+    const servers = slots.map((slot): TagPurgeServer => {
+      const mine = pages.filter((page) => page.server === slot.address);
+      const count = (result: PurgedKey['result']): number => mine.filter((page) => page.result === result).length;
+      const error = trouble.get(slot.address);
+      return error === undefined
+        ? { server: slot.address, purged: count('purged'), notCached: count('not-cached'), failed: count('failed') }
+        : { server: slot.address, purged: count('purged'), notCached: count('not-cached'), failed: count('failed') + 1, error };
+    });
+    return { tags: list, purged: servers.reduce((sum, server) => sum + server.purged, 0), servers, pages };
+  }
+
+  /** The server's next count of purges by tag. */
+  private async nextGeneration(client: MemcacheClient): Promise<number> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return Number(await client.incr(this.generationKey, 1));
+      } catch (error) {
+        if ((error as Error).message !== 'NOT_FOUND') throw error;
+      }
+      // None yet, or lost to a restart or an eviction: start from the clock in ms, above any count
+      // the server handed out before (each purge adds 1), so no older claim reads as newer.
+      await client.add(this.generationKey, String(Date.now()), { lifetime: 0 }).catch((error: Error) => {
+        if (error.message !== 'NOT_STORED') throw error;
+      });
+    }
+    throw new Error('the count of purges by tag could not be created');
   }
 
   async purgeAll(): Promise<ServerResult[]> {
@@ -748,18 +922,30 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
 const CRLF = Buffer.from('\r\n');
 
 /** A raw set: memcache-client's own set would choose the flags itself. */
-async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: number, value: string | Buffer): Promise<void> {
+async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: number, value: string | Buffer, prelude = ''): Promise<void> {
   const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
   const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
   await client.send((socket?: Socket) => {
     if (!socket) return;
     socket.cork();
+    // Commands without replies that must run before the set (the index appends).
+    if (prelude !== '') socket.write(prelude, 'latin1');
     socket.write(header, 'latin1');
     if (typeof value === 'string') socket.write(value, 'utf8');
     else socket.write(value);
     socket.write(CRLF);
     socket.uncork();
   });
+}
+
+/**
+ * A tag marker written by a purge after a render's claim: its generation is higher than the one
+ * the claim read (a claim that read none predates every marker there now).
+ */
+function purgedSince(mark: string | null, generation: number | null | undefined): boolean {
+  if (mark === null) return false;
+  if (generation === null || generation === undefined) return true;
+  return Number.parseInt(mark, 10) > generation;
 }
 
 function storedPage(key: string, server: string, item: { value: Buffer | string; tokens: string[] }): StoredPage {

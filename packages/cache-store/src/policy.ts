@@ -44,6 +44,11 @@ export type SkipReason =
    * that `config.hitHeaders` does not name with the same value.
    */
   | 'headers'
+  /**
+   * The page's tags (`Surrogate-Key`, `tagPage`) cannot be indexed: a tag that is not printable
+   * ASCII without spaces, longer than 128 characters, or more than 64 tags. Never stored untagged.
+   */
+  | 'tags'
   /** Larger than the size guard (memcached's item limit). */
   | 'too-large'
   /** The response never finished (the client went away or the app failed mid-body). */
@@ -86,6 +91,7 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'content-type',
   'content-encoding',
   'headers',
+  'tags',
   'too-large',
   'aborted',
   'server-down',
@@ -101,7 +107,7 @@ export const SKIP_REASONS: readonly SkipReason[] = [
  * belong to one response (Date, Expires, ETag, Last-Modified, Age, X-Request-Id, Server-Timing),
  * headers nginx sets on a hit itself (Content-Length, Accept-Ranges, Server, `Vary:
  * Accept-Encoding`, the cache header), informational ones (X-Powered-By), and those another check
- * of the policy decides (Content-Type, Content-Encoding, Vary, Set-Cookie). Every other header of a
+ * of the policy decides (Content-Type, Content-Encoding, Vary, Set-Cookie, Surrogate-Key). Every other header of a
  * response must be in `config.hitHeaders` with the same value for the page to be stored.
  */
 export const PER_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
@@ -124,6 +130,8 @@ export const PER_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
   'content-encoding',
   'vary',
   'set-cookie',
+  // The page's tags: the middleware takes them off before the response goes out, and checks them itself.
+  'surrogate-key',
 ]);
 
 /** The hit side of the header check: what nginx adds to every hit, and the header it marks hits with. */

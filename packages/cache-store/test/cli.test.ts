@@ -98,7 +98,7 @@ describe('the sitecache bin', () => {
     expect(failed.stdout).toMatch(/no \(/);
     const usage = await sitecache(['purge', '--config', configFile]);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('purge needs URLs or --all');
+    expect(usage.stderr).toContain('purge needs URLs, --tag TAG or --all');
     const badUrl = await sitecache(['purge', '--config', configFile, `http://${HOST}/a`]);
     expect(badUrl.code).toBe(1);
     expect(badUrl.stderr).toContain('configured scheme "https"');

@@ -77,6 +77,12 @@ export interface SitecacheConfig {
    * past which nginx answers 429, or the stale copy where one exists; 0 = no limit.
    */
   readonly missRate: number;
+  /**
+   * The shared secret callers of the app's purge endpoint (cache-store's `purgeHandler`) send as
+   * `Authorization: Bearer <secret>`; undefined: the environment's SITECACHE_PURGE_SECRET, else
+   * no endpoint. 16 to 1024 printable ASCII characters without spaces.
+   */
+  readonly purgeSecret: string | undefined;
 }
 
 /**
@@ -124,6 +130,7 @@ const FIELDS = new Set([
   'ignoreParams',
   'cacheParams',
   'missRate',
+  'purgeSecret',
 ]);
 
 const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
@@ -138,6 +145,8 @@ const HEADER_VALUE = /^[\x20-\x23\x25-\x7e]*$/;
 // Headers a hit gets from nginx itself (the memcached module, gzip, the generated config).
 const NGINX_HIT_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'accept-ranges', 'vary', 'date', 'server', 'connection', 'transfer-encoding']);
 const ERROR_PAGE = /^\/[^\s;{}"'$\\]*\.html?$/;
+// A shared secret sent in an Authorization header: long enough not to be guessed.
+const PURGE_SECRET = /^[\x21-\x7e]{16,1024}$/;
 // RFC 7230 token: what a cookie or header name may be.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -272,6 +281,12 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     fail('missRate', 'whole requests per second per client address from 0 (no limit) to 100000', missRate);
   }
 
+  const purgeSecret = raw.purgeSecret;
+  if (purgeSecret !== undefined && (typeof purgeSecret !== 'string' || !PURGE_SECRET.test(purgeSecret))) {
+    // The value stays out of the message: it is a secret, even when a bad one.
+    fail('purgeSecret', '16 to 1024 printable ASCII characters without spaces', typeof purgeSecret === 'string' ? `(${purgeSecret.length} characters)` : purgeSecret);
+  }
+
   const config: SitecacheConfig = Object.freeze({
     keyPrefix: keyPrefix as string,
     scheme: scheme as 'http' | 'https',
@@ -292,6 +307,7 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     ignoreParams,
     cacheParams,
     missRate: missRate as number,
+    purgeSecret: purgeSecret as string | undefined,
   });
   validated.add(config);
   return config;
