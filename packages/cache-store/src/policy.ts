@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { SitecacheConfig } from '@sitecache/config';
-import { bypassCookiePattern, HTML_TYPE, nginxRequest } from '@sitecache/nginx-model';
+import { bypassCookiePattern, HTML_TYPE, nginxRequest, uncachedParam } from '@sitecache/nginx-model';
 
 /**
  * Why a page was not stored. The policy's reasons come first (a private or unservable page),
@@ -17,6 +17,11 @@ export type SkipReason =
   | 'unknown-host'
   /** The request target or Host is one nginx would refuse, so there is no key. */
   | 'invalid-request'
+  /**
+   * The query has a parameter outside `config.cacheParams` and `ignoreParams`: the page is rendered
+   * but never stored, so random parameters (`?r=1`, `?r=2` ...) cannot fill memcached.
+   */
+  | 'query'
   /** The route opted out. */
   | 'route'
   /** The status was not 200. */
@@ -79,6 +84,7 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'bypass-cookie',
   'unknown-host',
   'invalid-request',
+  'query',
   'route',
   'status',
   'set-cookie',
@@ -221,7 +227,9 @@ export function requestPolicy(config: SitecacheConfig): RequestPolicy {
   return {
     refusal(req) {
       if (req.method !== 'GET') return 'method';
-      return credentials(req) ?? hostCheck(req);
+      const refused = credentials(req) ?? hostCheck(req);
+      if (refused !== undefined || config.cacheParams === undefined) return refused;
+      return uncachedParam(nginxRequest(req).requestUri, config) === undefined ? undefined : 'query';
     },
     mayRead(req) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
