@@ -23,6 +23,7 @@ Commands:
   createuser NAME PASSWORD [DISPLAY NAME]
   warm [--concurrency K]        render and store every page (articles, tags, home) in memcached
   purge URL|PATH...             remove pages from memcached (a path means every configured host)
+  purge --tag TAG...            remove every page tagged TAG (article:42, tag:indie, home, feed)
   nginx [--standalone --prefix DIR] [--output FILE]
                                 write the nginx config generated from sitecache.config.json
 
@@ -87,11 +88,18 @@ async function main(argv: string[]): Promise<number> {
       return warm(settings, Number(values.concurrency));
     }
     case 'purge': {
-      if (rest.length === 0) throw new UsageError('purge needs at least one URL or path');
+      const { values, positionals } = parseArgs({ args: rest, options: { tag: { type: 'boolean', default: false } }, allowPositionals: true });
+      if (positionals.length === 0) throw new UsageError(values.tag ? 'purge --tag needs at least one tag' : 'purge needs at least one URL or path');
       const { createPageStore } = await import('@sitecache/cache-store');
       const store = createPageStore(settings.cache);
       try {
-        const results = await store.purge(rest);
+        if (values.tag) {
+          const purge = await store.purgeTags(positionals);
+          for (const page of purge.pages) console.log(`${page.result.padEnd(10)} ${page.key} on ${page.server}${page.error ? ` (${page.error})` : ''}`);
+          console.log(`${purge.purged} pages purged for ${purge.tags.join(' ')}`);
+          return purge.servers.some((server) => server.failed > 0) ? 1 : 0;
+        }
+        const results = await store.purge(positionals);
         for (const r of results) console.log(`${r.result.padEnd(10)} ${r.url}${r.error ? ` (${r.error})` : ''}`);
         return results.some((r) => r.result === 'failed') ? 1 : 0;
       } finally {

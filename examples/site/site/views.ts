@@ -1,8 +1,10 @@
-// The views, one function a page, as in Django's views.py. They render; caching is the middleware's job.
+// The views, one function a page, as in Django's views.py. They render; caching is the middleware's
+// job. Each page tags the articles it shows (`article:<id>`), so an edit purges exactly the pages
+// that show the article, wherever they are.
 import type { Request, Response } from 'express';
-import type { PageStore } from '@sitecache/cache-store';
+import { tagPage, type PageStore } from '@sitecache/cache-store';
 import { checkPassword, SESSION_COOKIE, signSession } from './auth.js';
-import type { Article, Articles, Comments, Users } from './models.js';
+import type { Articles, ArticleSummary, Comments, Users } from './models.js';
 import type { Settings } from './settings.js';
 
 export interface Services {
@@ -26,25 +28,30 @@ export function views({ settings, articles, comments, users, pages }: Services) 
       const list = articles.latest(PER_PAGE, (page - 1) * PER_PAGE);
       // Older pages open with the latest headlines, so a reader who lands there sees what is new.
       const latest = page > 1 ? articles.latest(LATEST_BOX) : [];
+      tagPage(res, 'home', ...showing(list), ...showing(latest));
       res.render('home.njk', context(req, { articles: list, latest, page, pages }));
     },
 
     article(req: Request, res: Response): void {
       const article = articles.bySlug(String(req.params.slug));
       if (!article) return notFound(req, res);
+      tagPage(res, `article:${article.id}`, ...showing(article.related));
       res.render('article.njk', context(req, { article }));
     },
 
     tag(req: Request, res: Response): void {
       const found = articles.tagged(String(req.params.slug));
       if (!found) return notFound(req, res);
+      tagPage(res, `tag:${found.tag.slug}`, ...showing(found.articles));
       res.render('tag.njk', context(req, found));
     },
 
     feed(req: Request, res: Response): void {
       // Its real type, which the config's contentTypes gives /feed.xml in nginx too, so it is cached.
       res.type('application/rss+xml');
-      res.render('feed.xml.njk', { siteUrl, articles: articles.latest(30) });
+      const latest = articles.latest(FEED_ITEMS);
+      tagPage(res, 'feed', ...showing(latest));
+      res.render('feed.xml.njk', { siteUrl, articles: latest });
     },
 
     commentCount(req: Request, res: Response): void {
@@ -99,10 +106,10 @@ export function views({ settings, articles, comments, users, pages }: Services) 
         res.status(result.status).type('text/plain').send(`${result.error}\n`);
         return;
       }
-      res.redirect(303, `/admin/article/${result.article}/?purged=${result.purged.filter((p) => p.result === 'purged').length}`);
+      res.redirect(303, `/admin/article/${result.article}/?purged=${result.purged}`);
     },
 
-    /** An editor retitles an article (JSON or a form): the pages that show the title are purged so nginx stops serving them. */
+    /** An editor retitles an article (JSON or a form): the pages tagged with it are purged, so nginx stops serving them. */
     async retitle(req: Request, res: Response): Promise<void> {
       res.set('Cache-Control', 'private, no-store');
       if (!req.user) {
@@ -119,38 +126,29 @@ export function views({ settings, articles, comments, users, pages }: Services) 
     },
   };
 
-  /** Saves an editor's change and purges every cached page that shows the article. */
+  /** Saves an editor's change, then purges every cached page that shows the article: those tagged `article:<id>`. */
   async function saveEdit(id: number, change: { title: string; html?: string | undefined }): Promise<EditResult> {
-    const before = articles.byId(id);
     const title = change.title.trim();
-    if (!before) return { status: 404, error: 'no such article' };
+    if (!articles.byId(id)) return { status: 404, error: 'no such article' };
     if (!title) return { status: 400, error: 'a title is required' };
     articles.update(id, { title, ...(change.html === undefined ? {} : { html: change.html }) });
-    const purged = await pages.purge(pagesShowing(articles, before));
-    return { article: id, purged: purged.map((p) => ({ url: p.url, result: p.result })) };
+    const { purged } = await pages.purgeTags(`article:${id}`);
+    return { article: id, purged };
   }
 }
 
-type EditResult = { article: number; purged: { url: string; result: string }[] } | { status: number; error: string };
+/** The article saved and how many cached pages were purged, or why not saved. */
+type EditResult = { article: number; purged: number } | { status: number; error: string };
 
 /** Articles a page of the home list shows; the older pages add the latest few headlines above theirs. */
-export const PER_PAGE = 20;
+const PER_PAGE = 20;
 const LATEST_BOX = 3;
 
-/**
- * The pages that show an article's title: the article, those whose "Related" box lists it, the home
- * pages (it is on one, and on all the older ones while among the latest), its tag pages and the feed.
- */
-export function pagesShowing(articles: Articles, article: Article): string[] {
-  const pages = Math.ceil(articles.count() / PER_PAGE);
-  return [
-    `/article/${article.slug}/`,
-    ...articles.relatedFrom(article.id).map((other) => `/article/${other.slug}/`),
-    '/',
-    ...Array.from({ length: pages - 1 }, (_, i) => `/page/${i + 2}/`),
-    '/feed.xml',
-    ...article.tags.map((tag) => `/tag/${tag.slug}/`),
-  ];
+const FEED_ITEMS = 30;
+
+/** The tags of the articles a page shows. */
+function showing(list: readonly ArticleSummary[]): string[] {
+  return list.map((article) => `article:${article.id}`);
 }
 
 function notFound(req: Request, res: Response): void {

@@ -74,7 +74,7 @@ describe('an editor changes a headline in the browser', () => {
       return { cache: response.headers.get('x-cache'), body: await response.text() };
     });
   /** Each page that shows the headline, and where on it. */
-  const pagesShowingIt = (): [path: string, where: string][] => [
+  const headlineOn = (): [path: string, where: string][] => [
     [`/article/${edited.slug}/`, 'article h1'],
     ['/', 'main'],
     ['/page/2/', 'aside.latest'],
@@ -84,7 +84,7 @@ describe('an editor changes a headline in the browser', () => {
   const textOf = async (where: string): Promise<string> => (await page.locator(where).textContent()) ?? '';
 
   it('serves the home page, page 2 and the other pages that show the headline from memcached', async () => {
-    for (const [path, where] of pagesShowingIt()) {
+    for (const [path, where] of headlineOn()) {
       const response = await openUntilHit(path);
       expect({ path, cache: cacheOf(response), shows: (await textOf(where)).includes(edited.title) }).toEqual({ path, cache: 'HIT', shows: true });
     }
@@ -108,7 +108,8 @@ describe('an editor changes a headline in the browser', () => {
     await page.getByLabel('Headline').fill(NEW_TITLE);
     await page.getByLabel('Body (HTML)').fill(NEW_BODY);
     await Promise.all([page.waitForURL(/\?purged=\d+$/), page.getByRole('button', { name: 'Save' }).click()]);
-    expect(await page.getByRole('status').textContent()).toMatch(/^Saved\. \d+ cached pages showing it were purged\.$/);
+    // Exactly the pages opened above, each recorded under the article's tag when it was stored.
+    expect(await page.getByRole('status').textContent()).toBe(`Saved. ${headlineOn().length + 1} cached pages showing it were purged.`);
     await page.screenshot({ path: join(shots, 'editing-2-editor.png') });
     const home = page.waitForResponse(`${origin}/`);
     await page.getByRole('button', { name: 'Log out' }).click();
@@ -121,15 +122,18 @@ describe('an editor changes a headline in the browser', () => {
 
   it('shows the new headline on the article, the home page, page 2, its tag page, the feed and a related article: one MISS each, then HITs', async () => {
     // The home page's MISS was the page the browser landed on after logging out.
-    for (const [path, where] of pagesShowingIt().filter(([path]) => path !== '/')) {
+    for (const [path, where] of headlineOn().filter(([path]) => path !== '/')) {
       const fresh = await page.goto(origin + path);
       expect({ path, cache: cacheOf(fresh), shows: (await textOf(where)).includes(NEW_TITLE) }).toEqual({ path, cache: 'MISS', shows: true });
+      // The page's tags are for the cache: the browser never sees them.
+      expect(fresh?.headers()['surrogate-key']).toBeUndefined();
     }
     const feed = await fetchFeed();
     expect({ cache: feed.cache, shows: feed.body.includes(NEW_TITLE) }).toEqual({ cache: 'MISS', shows: true });
-    for (const [path, where] of pagesShowingIt()) {
+    for (const [path, where] of headlineOn()) {
       const cached = await openUntilHit(path);
       expect({ path, cache: cacheOf(cached), shows: (await textOf(where)).includes(NEW_TITLE) }).toEqual({ path, cache: 'HIT', shows: true });
+      expect(cached.headers()['surrogate-key']).toBeUndefined();
     }
     let feedAgain = await fetchFeed();
     for (let i = 0; i < 50 && feedAgain.cache !== 'HIT'; i++) feedAgain = await fetchFeed();

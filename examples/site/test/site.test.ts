@@ -43,7 +43,7 @@ describe('the example site behind nginx and memcached', () => {
   };
   const anArticle = (): { id: number; slug: string; tag: string } => {
     const db = openDatabase(join(data.path, 'site.db'));
-    const row = db.prepare('SELECT a.id, a.slug, g.slug AS tag FROM articles a JOIN article_tags t ON t.article_id = a.id JOIN tags g ON g.id = t.tag_id ORDER BY a.published_at DESC LIMIT 1').get() as { id: number; slug: string; tag: string };
+    const row = db.prepare('SELECT a.id, a.slug, g.slug AS tag FROM articles a JOIN article_tags t ON t.article_id = a.id JOIN tags g ON g.id = t.tag_id ORDER BY a.published_at DESC, a.id DESC LIMIT 1').get() as { id: number; slug: string; tag: string };
     db.close();
     return row;
   };
@@ -101,7 +101,7 @@ describe('the example site behind nginx and memcached', () => {
     expect(anonymous.body).not.toContain('Hello, Ed Itor');
   });
 
-  it('purges the article, the home page and its tag pages when an editor retitles it', async () => {
+  it('purges the pages tagged with the article (itself, the home page, its tag pages, the feed) when an editor retitles it', async () => {
     const { id, slug, tag } = anArticle();
     for (const path of [`/article/${slug}/`, '/', `/tag/${tag}/`, '/feed.xml']) expect((await untilHit(path)).headers['x-cache']).toBe('HIT');
     const cookie = await login();
@@ -117,6 +117,19 @@ describe('the example site behind nginx and memcached', () => {
     await untilHit('/');
     expect(manage('purge', '/')).toContain('purged');
     expect((await get('/')).headers['x-cache']).toBe('MISS');
+  });
+
+  it('purges by tag from the command line: the cached pages that show the article, and no other', async () => {
+    const { id, slug, tag } = anArticle();
+    // The latest article: on the home page, in the "Latest" box above page 2, on its tag page and in the feed.
+    const showing = [`/article/${slug}/`, '/', '/page/2/', `/tag/${tag}/`, '/feed.xml'];
+    const db = openDatabase(join(data.path, 'site.db'));
+    const elsewhere = (db.prepare('SELECT slug FROM articles ORDER BY published_at, id LIMIT 1').get() as { slug: string }).slug;
+    db.close();
+    for (const path of [...showing, `/article/${elsewhere}/`]) expect((await untilHit(path)).headers['x-cache']).toBe('HIT');
+    expect(manage('purge', '--tag', `article:${id}`)).toMatch(new RegExp(`^${showing.length} pages purged for article:${id}$`, 'm'));
+    for (const path of showing) expect({ path, cache: (await get(path)).headers['x-cache'] }).toEqual({ path, cache: 'MISS' });
+    expect((await get(`/article/${elsewhere}/`)).headers['x-cache']).toBe('HIT');
   });
 
   it('warms every page into memcached, with progress', async () => {
