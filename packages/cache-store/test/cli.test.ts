@@ -68,6 +68,21 @@ describe('the sitecache bin', () => {
     }
   });
 
+  it('purges by tag with --tag, keeping the stale copies with --soft, one line per server and a total', async () => {
+    for (const path of ['/t/1', '/t/2', '/t/3']) await store.put(`https://${HOST}${path}`, 'x', { tags: [path === '/t/3' ? 'other' : 'cli-tag', 'all'] });
+    const result = await sitecache(['purge', '--config', configFile, '--tag', 'cli-tag', '--tag', 'nothing']);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines.slice(0, -1).map((line) => line.split('\t')[0])).toEqual(servers.map((s) => s.address));
+    expect(lines.at(-1)).toBe('total\tpurged 2');
+    expect(await held(`https://${HOST}/t/1`)).toBe(false);
+    expect(await held(`https://${HOST}/t/3`)).toBe(true);
+    const soft = await sitecache(['purge', '--config', configFile, '--soft', '--tag', 'all']);
+    expect([soft.code, soft.stdout.trim().split('\n').at(-1)]).toEqual([0, 'total\tpurged 1']);
+    const usage = await sitecache(['purge', '--config', configFile, '--tag', 'a', `https://${HOST}/a`]);
+    expect(usage.code).toBe(2);
+  });
+
   it('prints per-server stats as JSON with --json and as a table otherwise', async () => {
     await store.put(`https://${HOST}/counted`, 'x');
     const json = await sitecache(['stats', '--json', '--config', configFile]);

@@ -217,7 +217,7 @@ export interface AppProcesses {
 }
 
 /** Starts `count` app processes (with tsx, from src), each on a port of its own. */
-export async function startApps(count: number, settings: { config: SitecacheConfig; renderMs: number; options?: Record<string, unknown> }): Promise<AppProcesses> {
+export async function startApps(count: number, settings: { config: SitecacheConfig; renderMs: number; options?: Record<string, unknown>; tags?: boolean }): Promise<AppProcesses> {
   const fixture = fileURLToPath(new URL('./fixtures/render-app.ts', import.meta.url));
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   // jest's --experimental-vm-modules is not for the app.

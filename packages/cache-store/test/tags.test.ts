@@ -1,0 +1,332 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { CacheStoreOptionError, createPageStore, pageCache, PageTagError, purgeHandler, tagPage, type PageCacheMiddleware, type PageStore } from '../src/index.js';
+import { fastifyPageCache } from '../src/fastify.js';
+import { entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
+import { eventually, HOST, listen, mapLimit, remainingTtl, requestTo, startApps, STEADY, testConfig, type AppProcesses } from './site.js';
+
+const url = (path: string): string => `https://${HOST}${path}`;
+
+describe('tagged pages', () => {
+  let servers: MemcachedServer[];
+  let cache: PageCacheMiddleware;
+  let store: PageStore;
+  let app: Awaited<ReturnType<typeof listen>>;
+
+  beforeAll(async () => {
+    servers = [await startMemcached(), await startMemcached(), await startMemcached()];
+    const config = testConfig(servers.map((s) => s.address), { gzip: false, grace: 300 });
+    cache = pageCache(config, { ...STEADY, serveFromCache: true });
+    store = cache.store;
+    app = await listen((req, res) =>
+      cache(req, res, () => {
+        res.setHeader('Content-Type', 'text/html; charset=utf-8');
+        const path = req.url ?? '/';
+        if (path.startsWith('/article/')) tagPage(res, `article:${path.slice(9)}`, 'home');
+        if (path === '/too-many') res.setHeader('Surrogate-Key', Array.from({ length: 65 }, (_, i) => `t${i}`).join(' '));
+        if (path === '/spaced') tagPage(res, 'fine', 'not fine');
+        if (path === '/raw-head') res.writeHead(200, { 'Surrogate-Key': 'raw home', 'Content-Type': 'text/html; charset=utf-8' });
+        res.end(`<p>${path}</p>`);
+      }),
+    );
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await cache?.close();
+    for (const s of servers ?? []) await s.stop();
+  });
+
+  const held = async (key: string): Promise<boolean> => (await memcachedGet(store.serverFor(key), key)) !== null;
+
+  it('takes Surrogate-Key off the miss, stores and indexes the page, and its hits never carry the header', async () => {
+    for (const path of ['/article/1', '/raw-head']) {
+      const miss = await requestTo(app.port, path);
+      expect([miss.status, miss.headers['x-cache'], miss.headers['surrogate-key']]).toEqual([200, 'MISS', undefined]);
+      await eventually(async () => (await store.get(url(path))) !== undefined, `${path} to be stored`);
+      const hit = await requestTo(app.port, path);
+      expect([hit.headers['x-cache'], hit.headers['surrogate-key'], hit.body.toString()]).toEqual(['HIT', undefined, `<p>${path}</p>`]);
+    }
+    const purge = await store.purgeTags('raw');
+    expect(purge.purged).toBe(1);
+    expect(await store.get(url('/raw-head'))).toBeUndefined();
+    expect(await store.get(url('/article/1'))).toBeDefined();
+  });
+
+  it('does not store a page whose tags cannot be indexed (reason "tags"), and hides the header all the same', async () => {
+    const before = cache.metrics.snapshot().skipped.tags;
+    for (const path of ['/too-many', '/spaced']) {
+      const response = await requestTo(app.port, path);
+      expect([response.status, response.headers['surrogate-key']]).toEqual([200, undefined]);
+    }
+    await eventually(() => cache.metrics.snapshot().skipped.tags === before + 2, 'both pages to be refused');
+    expect(await store.get(url('/too-many'))).toBeUndefined();
+    expect(await store.get(url('/spaced'))).toBeUndefined();
+    await expect(store.purgeTags(['ok', 'not ok'])).rejects.toThrow(PageTagError);
+    expect((await store.put(url('/put-bad'), 'x', { tags: ['a\u00e9'] })).stored).toBe(false);
+  });
+
+  it('purges every page of a tag on every server, both copies, and says how many each server lost; soft keeps the stale copies', async () => {
+    const paths = Array.from({ length: 90 }, (_, i) => `/listing/${i}`);
+    await mapLimit(paths, 16, (path, i) => store.put(url(path), `<p>${path}</p>`, { tags: [`mod3:${i % 3}`, 'listing'] }));
+    const purge = await store.purgeTags('mod3:1');
+    expect(purge.purged).toBe(30);
+    expect(purge.servers.map((s) => s.server)).toEqual(servers.map((s) => s.address));
+    expect(purge.servers.every((s) => s.failed === 0 && s.purged > 0)).toBe(true);
+    expect(purge.servers.reduce((sum, s) => sum + s.purged, 0)).toBe(30);
+    for (const [i, path] of paths.entries()) {
+      expect([path, await store.get(url(path)) !== undefined, await store.get(url(path), { stale: true }) !== undefined]).toEqual([path, i % 3 !== 1, i % 3 !== 1]);
+    }
+    const soft = await store.purgeTags(['mod3:2'], { soft: true });
+    expect(soft.purged).toBe(30);
+    expect(await store.get(url('/listing/2'))).toBeUndefined();
+    expect(await store.get(url('/listing/2'), { stale: true })).toBeDefined();
+    // A second purge finds the keys again, gone: not-cached, never failed.
+    const again = await store.purgeTags('mod3:1');
+    expect([again.purged, again.servers.reduce((sum, s) => sum + s.notCached, 0)]).toEqual([0, 30]);
+  });
+
+  it("keeps each index entry at least as long as the page and its stale copy, on the page's server", async () => {
+    const result = await store.put(url('/lifetime'), '<p>lives</p>', { ttl: 100, tags: ['life'] });
+    expect(result.stored).toBe(true);
+    const key = store.keyFor(url('/lifetime'));
+    const entry = entryKey(tagHash('', 'life'), key, 100 + 300, Date.now());
+    const left = await remainingTtl(store.serverFor(key), entry.key);
+    expect(left).toBeGreaterThanOrEqual(400);
+    expect(String((await memcachedGet(store.serverFor(key), entry.key))?.value)).toContain(key);
+  });
+
+  it('loses the pages of a server restarted empty with their index; the purge still reaches every other server and every stale copy', async () => {
+    const paths = Array.from({ length: 60 }, (_, i) => `/restart/${i}`);
+    await mapLimit(paths, 16, (path) => store.put(url(path), `<p>${path}</p>`, { tags: ['restart'] }));
+    const lost = servers[0] as MemcachedServer;
+    await lost.restart();
+    const onLost = paths.filter((path) => store.serverFor(store.keyFor(url(path))) === lost.address);
+    expect(onLost.length).toBeGreaterThan(5);
+    const purge = await eventually(async () => (await store.purgeTags('restart')).servers.every((s) => s.failed === 0), 'the restarted server to answer').then(() => store.purgeTags('restart'));
+    expect(purge.servers.every((s) => s.failed === 0)).toBe(true);
+    for (const path of paths) {
+      expect([path, await store.get(url(path)), await store.get(url(path), { stale: true })]).toEqual([path, undefined, undefined]);
+    }
+    // Nothing indexed on the others points at the restarted server's pages as its own.
+    expect(purge.pages.filter((p) => p.server === lost.address && p.result === 'purged')).toEqual([]);
+  });
+
+  it('keeps nginx keys valid and the same for every process: index keys are md5 of the prefix and the tag', async () => {
+    const keys = entryKeysToRead(tagHash('', 'any tag: ünïcode, spaces'), Date.now());
+    expect(keys.every((key) => /^tag:[0-9a-f]{32}:[0-9x]+:\d+:[0-9a-f]$/.test(key) && key.length < 250)).toBe(true);
+    expect(await held('tag:none')).toBe(false);
+  });
+});
+
+describe('Fastify: reply.tagPage', () => {
+  let memcached: MemcachedServer;
+  let app: FastifyInstance;
+  let port: number;
+
+  beforeAll(async () => {
+    memcached = await startMemcached();
+    app = Fastify();
+    await app.register(fastifyPageCache, { config: testConfig([memcached.address], { gzip: false }), ...STEADY });
+    app.get('/tagged', async (_request, reply) => reply.tagPage('fastify', 'home').type('text/html; charset=utf-8').send('<p>tagged</p>'));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await memcached?.stop();
+  });
+
+  it('tags the page, never sends the header, and a purge by the tag removes it', async () => {
+    const miss = await requestTo(port, '/tagged');
+    expect([miss.status, miss.headers['surrogate-key']]).toEqual([200, undefined]);
+    await eventually(async () => (await app.pageCache.store.get(url('/tagged'))) !== undefined, 'the page to be stored');
+    expect((await app.pageCache.store.purgeTags('fastify')).purged).toBe(1);
+    expect(await app.pageCache.store.get(url('/tagged'))).toBeUndefined();
+  });
+});
+
+describe('an index entry evicted while its pages remain', () => {
+  let memcached: MemcachedServer;
+  let store: PageStore;
+
+  beforeAll(async () => {
+    memcached = await startMemcached({ memoryMb: 8 });
+    store = createPageStore(testConfig([memcached.address], { gzip: false }), STEADY);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await memcached?.stop();
+  });
+
+  /**
+   * Stores `count` pages of the given sizes, 5 tags each (its own article tag, 1 of 10 sections, 2
+   * of 250 tag pages, home), far more than memcached holds, then counts the pages still held whose
+   * key is missing from the entry of one of their tags.
+   */
+  const measure = async (label: string, count: number, size: (i: number) => number): Promise<{ held: number; unindexed: number }> => {
+    await store.purgeAll();
+    const evictionsBefore = (await store.stats())[0]?.evictions ?? 0;
+    const tagsOf = (i: number): string[] => [`article:${label}:${i}`, `section:${i % 10}`, `tag:${(i * 7) % 200}`, `tag:${200 + ((i * 13) % 50)}`, 'home'];
+    const began = Date.now();
+    await mapLimit(Array.from({ length: count }, (_, i) => i), 32, (i) => store.put(url(`/mem/${label}/${i}`), 'x'.repeat(size(i)), { tags: tagsOf(i) }));
+    const present = (await mapLimit(Array.from({ length: count }, (_, i) => i), 32, async (i) => ((await store.get(url(`/mem/${label}/${i}`))) ? i : -1))).filter((i) => i >= 0);
+    // Each page's entry for a tag: the class of the default TTL, the epoch then (or now, should the
+    // test straddle two), the shard of its key.
+    const entries = new Map<string, Promise<string>>();
+    const entryText = (key: string): Promise<string> => {
+      let text = entries.get(key);
+      if (!text) {
+        text = memcachedGet(memcached.address, key).then((item) => item?.value.toString() ?? '');
+        entries.set(key, text);
+      }
+      return text;
+    };
+    const missingBy = new Map<string, number>();
+    const unindexed = (
+      await mapLimit(present, 16, async (i) => {
+        const key = store.keyFor(url(`/mem/${label}/${i}`));
+        let missing = false;
+        for (const tag of tagsOf(i)) {
+          const texts = await Promise.all([began, Date.now()].map((now) => entryText(entryKey(tagHash('', tag), key, 600, now).key)));
+          if (texts.some((text) => text.includes(`${key} `))) continue;
+          const kind = tag.split(':')[0] as string;
+          missingBy.set(kind, (missingBy.get(kind) ?? 0) + 1);
+          missing = true;
+        }
+        return missing;
+      })
+    ).filter(Boolean).length;
+    const evictions = ((await store.stats())[0]?.evictions ?? 0) - evictionsBefore;
+    console.log(
+      `eviction under -m 8, ${label}: ${count} pages stored, ${present.length} still held (${evictions} evictions); ` +
+        `${unindexed} of them (${((unindexed / Math.max(present.length, 1)) * 100).toFixed(2)}%) missing from the entry of one of their tags ` +
+        `(by tag: ${[...missingBy].map(([kind, n]) => `${kind} ${n}`).join(', ') || 'none'})`,
+    );
+    expect(evictions).toBeGreaterThan(0);
+    return { held: present.length, unindexed };
+  };
+
+  it('is measured: pages still in a full memcached (-m 8) whose key is in no entry of one of their tags', async () => {
+    // About 60 MB of pages into 8 MB: gzip pages of 2-30 KB, then pages as small as the entries.
+    const large = await measure('2-30KB', 4_000, (i) => 2_048 + ((i * 7919) % 28_672));
+    const small = await measure('200B-3KB', 20_000, (i) => 200 + ((i * 7919) % 2_800));
+    expect(large.held).toBeGreaterThan(100);
+    expect(small.held).toBeGreaterThan(100);
+    // Measured, not promised: a page missing from an entry lives until its own TTL (README, "The index").
+    expect(large.unindexed / large.held).toBeLessThan(0.5);
+  });
+});
+
+describe('a render begun before a purge by tag', () => {
+  let servers: MemcachedServer[];
+  let purger: PageStore;
+  let apps: AppProcesses;
+  const RENDER_MS = 500;
+
+  beforeAll(async () => {
+    servers = [await startMemcached(), await startMemcached()];
+    const config = testConfig(servers.map((s) => s.address), { gzip: false, grace: 300 });
+    purger = createPageStore(config, STEADY);
+    apps = await startApps(1, { config, renderMs: RENDER_MS, tags: true, options: { serveFromCache: true, ...STEADY, logger: undefined } });
+  });
+  afterAll(async () => {
+    await apps?.stop();
+    await purger?.close();
+    for (const s of servers ?? []) await s.stop();
+  });
+
+  it('is never stored after it, though its page was in no index when the purge read it (50 pages, one purge 100 ms into their renders)', async () => {
+    const port = apps.ports[0] as number;
+    const paths = Array.from({ length: 50 }, (_, i) => `/tag-race/${i}`);
+    // Half were stored before, and only their stale copies are left: the purge finds them in the
+    // index and must take those copies too. The other half are in no index at all: only the tag's
+    // markers can stop their renders.
+    const before = paths.slice(0, 25);
+    for (const path of before) await purger.put(url(path), `<p>${path} before</p>`, { tags: [`page:${path}`, 'all'] });
+    await Promise.all(before.map((path) => purger.purge(url(path), { soft: true })));
+    const responding = Promise.all(paths.map((path) => requestTo(port, path)));
+    await eventually(() => paths.every((path) => apps.renders().some((r) => r.url === path)), 'every render to start');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const purge = await purger.purgeTags('all');
+    const purgedAt = Date.now();
+    const first = await responding;
+    expect(Date.now()).toBeGreaterThan(purgedAt);
+    expect(purge.servers.every((s) => s.failed === 0)).toBe(true);
+    expect(purge.pages.length).toBe(25);
+    for (const [i, response] of first.entries()) expect([response.headers['x-cache'], response.body.toString()]).toEqual(['MISS', expect.stringContaining(`${paths[i]} render 1 `)]);
+    // Give the renders' puts time to land (they would be stored within ms).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const path of paths) expect([path, await purger.get(url(path)), await purger.get(url(path), { stale: true })]).toEqual([path, undefined, undefined]);
+    const next = await requestTo(port, paths[0] as string);
+    expect([next.headers['x-cache'], next.body.toString()]).toEqual(['MISS', expect.stringContaining('render 2 ')]);
+    await eventually(async () => (await purger.get(url(paths[0] as string)))?.body.toString().includes('render 2 ') === true, 'the new page to be stored');
+  });
+});
+
+describe('purgeHandler', () => {
+  let memcached: MemcachedServer;
+  let store: PageStore;
+  let app: Awaited<ReturnType<typeof listen>>;
+  const SECRET = 'a-secret-of-32-characters-000000';
+
+  beforeAll(async () => {
+    memcached = await startMemcached();
+    store = createPageStore(testConfig([memcached.address], { gzip: false, purgeSecret: SECRET }), STEADY);
+    const purge = purgeHandler(store);
+    app = await listen((req, res) => void purge(req, res));
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await store?.close();
+    await memcached?.stop();
+  });
+
+  const post = (body: string, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; body: string; res: IncomingMessage }> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest({ port: app.port, host: '127.0.0.1', method, path: '/_sitecache/purge', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), res }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('purges by tag for a caller with the secret, and says how many pages each server lost', async () => {
+    await store.put(url('/e/1'), 'x', { tags: ['endpoint'] });
+    await store.put(url('/e/2'), 'x', { tags: ['endpoint', 'other'] });
+    const answer = await post(JSON.stringify({ tags: ['endpoint'] }), { authorization: `Bearer ${SECRET}` });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({ tags: ['endpoint'], purged: 2, servers: [{ server: memcached.address, purged: 2, notCached: 0, failed: 0 }] });
+    expect(await store.get(url('/e/2'))).toBeUndefined();
+  });
+
+  it('refuses without the secret or with a wrong one (401), another method (405), and a body it cannot use (400)', async () => {
+    await store.put(url('/e/3'), 'x', { tags: ['kept'] });
+    expect((await post(JSON.stringify({ tags: ['kept'] }))).status).toBe(401);
+    expect((await post(JSON.stringify({ tags: ['kept'] }), { authorization: `Bearer ${SECRET.slice(0, -1)}x` })).status).toBe(401);
+    expect((await post(JSON.stringify({ tags: ['kept'] }), { authorization: SECRET })).status).toBe(401);
+    expect((await post('', { authorization: `Bearer ${SECRET}` }, 'GET')).status).toBe(405);
+    expect((await post('{"tags": "kept"}', { authorization: `Bearer ${SECRET}` })).status).toBe(400);
+    expect((await post('{"tags": ["two words"]}', { authorization: `Bearer ${SECRET}` })).status).toBe(400);
+    expect(await store.get(url('/e/3'))).toBeDefined();
+  });
+
+  it('will not start without a secret, and takes one from SITECACHE_PURGE_SECRET', () => {
+    const plain = createPageStore(testConfig([memcached.address]), STEADY);
+    const saved = process.env.SITECACHE_PURGE_SECRET;
+    try {
+      delete process.env.SITECACHE_PURGE_SECRET;
+      expect(() => purgeHandler(plain)).toThrow(CacheStoreOptionError);
+      expect(() => purgeHandler(plain, { secret: 'short' })).toThrow(CacheStoreOptionError);
+      process.env.SITECACHE_PURGE_SECRET = SECRET;
+      expect(typeof purgeHandler(plain)).toBe('function');
+    } finally {
+      if (saved === undefined) delete process.env.SITECACHE_PURGE_SECRET;
+      else process.env.SITECACHE_PURGE_SECRET = saved;
+      void plain.close();
+    }
+  });
+});
