@@ -1,5 +1,5 @@
 // Debian's Chromium, driven by playwright-core, which never downloads a browser of its own.
-import { MissingBinaryError, makeTempDir, requireBinary } from '@sitecache/test-services';
+import { makeTempDir, requireBinary } from '@sitecache/test-services';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 export interface Chromium {
@@ -21,27 +21,10 @@ const ARGS = [
   '--disable-sync',
 ];
 
-/** The chromium binary on PATH. A missing browser fails, with its install command; never a skip. */
-export function chromiumPath(): string {
-  try {
-    return requireBinary('chromium');
-  } catch (error) {
-    if (error instanceof MissingBinaryError) throw new MissingChromiumError();
-    throw error;
-  }
-}
-
-/** test-services knows the servers' install commands; this is the browser's. */
-class MissingChromiumError extends MissingBinaryError {
-  constructor() {
-    super('chromium');
-    this.message = '"chromium" is not on PATH. Install it with: apt-get install -y chromium (or run `pnpm run setup`, which does it for you)';
-  }
-}
-
 /** Headless Chromium with a fresh profile (its --user-data-dir), removed by close(). */
 export async function launchChromium(): Promise<Chromium> {
-  const executablePath = chromiumPath();
+  // A missing browser fails with its install command, never a skip.
+  const executablePath = requireBinary('chromium');
   const profile = await makeTempDir('pixelpress-chromium');
   try {
     const context = await chromium.launchPersistentContext(profile.path, {

@@ -8,6 +8,7 @@ const INSTALL: Record<string, string> = {
   wrk: 'apt-get install -y wrk',
   parallel: 'apt-get install -y parallel',
   'redis-server': 'apt-get install -y redis-server',
+  chromium: 'apt-get install -y chromium',
 };
 
 /** A binary a test needs is not installed. Never a skip: the message says how to install it. */
