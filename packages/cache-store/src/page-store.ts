@@ -274,6 +274,8 @@ const PURGE_CONCURRENCY = 16;
 const TAG_PURGE_CONCURRENCY = 64;
 /** Index entries read in one get: a purge reads about 430 per tag per server, most of them missing. */
 const INDEX_READ_BATCH = 100;
+/** Tags whose md5 the store keeps, so a tag on every page (home) is hashed once. */
+const TAG_HASH_CACHE = 10_000;
 /**
  * The render lock and the purge marker sit beside the page: its key with a suffix (page keys are
  * bare md5 hex, so nginx never looks either up), on the page's own server, found by the page's
@@ -471,6 +473,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   private closing: Promise<void> | undefined;
   /** Each server's count of purges by tag. */
   private readonly generationKey: string;
+  private readonly tagHashes = new Map<string, string>();
 
   constructor(
     readonly config: SitecacheConfig,
@@ -506,6 +509,18 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   private staleKeyFor(page: PageAddress): string {
     const config = staleKeyConfig(this.config);
     return typeof page === 'string' ? cacheKey(page, config) : requestKey(page, config);
+  }
+
+  /** The md5 part of a tag's keys, remembered for the tags stored most. */
+  private hashOf(tag: string): string {
+    let hash = this.tagHashes.get(tag);
+    if (hash === undefined) {
+      hash = tagHash(this.config.keyPrefix, tag);
+      // Bounded: a site's tags may be many (one per article); forget them all rather than grow.
+      if (this.tagHashes.size >= TAG_HASH_CACHE) this.tagHashes.clear();
+      this.tagHashes.set(tag, hash);
+    }
+    return hash;
   }
 
   /** Seconds a purge marker lives. */
@@ -567,7 +582,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
     const stale = this.config.grace > 0 ? this.staleKeyFor(page) : undefined;
     const staleSlot = stale === undefined ? undefined : (this.slots.get(this.ring.serverFor(stale)) as ServerSlot);
-    const hashes = tags.map((tag) => tagHash(this.config.keyPrefix, tag));
+    const hashes = tags.map((tag) => this.hashOf(tag));
     // The page's marker and, when it is tagged, its tags' markers: one get.
     const markKeys = [`${key}${MARK_SUFFIX}`, ...hashes.map(tagMarkKey)];
     const marksOf = (client: MemcacheClient): Promise<(string | null)[]> =>
@@ -767,7 +782,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   async purgeTags(tags: string | Iterable<string>, options: PurgeOptions = {}): Promise<TagPurge> {
     const list = checkTags(tags);
     const soft = options.soft === true;
-    const hashes = list.map((tag) => tagHash(this.config.keyPrefix, tag));
+    const hashes = list.map((tag) => this.hashOf(tag));
     const slots = [...this.slots.values()];
     const trouble = new Map<string, string>();
     const failure = (outcome: Outcome<unknown>): string => (outcome.ok ? '' : (outcome.error?.message ?? outcome.reason));

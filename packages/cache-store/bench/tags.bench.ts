@@ -1,0 +1,123 @@
+/**
+ * `pnpm bench:tags`: what tags cost, measured in this one run against 3 memcached servers.
+ *   stores   pages stored per second by PageStore.put with 0, 5 and 20 tags per page (42 KB pages,
+ *            gzip off so the index's share is not hidden behind zlib), rounds alternating, medians;
+ *            the ratio of each to the untagged rate of the same run (target at 5 tags >= 0.8)
+ *   purge    the time store.purgeTags takes to purge one tag carried by 1,000 and by 100,000 pages
+ *            spread over the 3 servers (grace off and on: with grace each page has a stale copy)
+ * BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 5) set the rounds and their length.
+ */
+import { availableParallelism } from 'node:os';
+import { parseConfig, type SitecacheConfig } from '@sitecache/config';
+import { startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import { createPageStore } from '../src/index.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const IN_FLIGHT = 32;
+const HOST = 'www.example.test';
+const TAG_COUNTS = [0, 5, 20] as const;
+
+/** A 42 KB article, as the store bench writes. */
+function renderPage(url: string): Buffer {
+  const parts: string[] = [`<!doctype html><html><head><title>${url}</title></head><body><main>`];
+  for (let i = 0; parts.length < 420; i++) parts.push(`<p id="p${i}">Paragraph ${i} of the article at ${url}: caf\u00e9 lorem ipsum dolor sit amet.</p>`);
+  const html = `${parts.join('\n')}</main></body></html>`;
+  return Buffer.from(html + ' '.repeat(Math.max(0, 42_000 - Buffer.byteLength(html))));
+}
+
+/** The tags of page `i`: its own, its section, tag pages, home, as a news site's article carries them. */
+function tagsOf(i: number, count: number): string[] {
+  const pool = [`article:${i}`, `section:${i % 12}`, 'home', `author:${i % 40}`];
+  for (let k = 0; pool.length < count; k++) pool.push(`tag:${(i * 7 + k * 31) % 500}`);
+  return pool.slice(0, count);
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/** Puts per second with `tags` tags per page, and this process's CPU microseconds per stored page. */
+async function stores(config: SitecacheConfig, pages: { url: string; body: Buffer }[], tags: number, ms: number): Promise<[number, number]> {
+  const store = createPageStore(config, { logger: { warn: () => undefined } });
+  const start = process.cpuUsage();
+  let stored = 0;
+  let next = 0;
+  const end = Date.now() + ms;
+  const worker = async (): Promise<void> => {
+    while (Date.now() < end) {
+      const i = next++ % pages.length;
+      const page = pages[i] as { url: string; body: Buffer };
+      if ((await store.put(page.url, page.body, tags === 0 ? {} : { tags: tagsOf(i, tags) })).stored) stored++;
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  const used = process.cpuUsage(start);
+  await store.close();
+  return [(stored * 1000) / ms, (used.user + used.system) / Math.max(1, stored)];
+}
+
+/** Stores `count` small pages carrying `tag` (and one tag of their own), then times one purge of the tag. */
+async function purgeTime(config: SitecacheConfig, count: number, tag: string): Promise<{ ms: number; purged: number; perServer: string }> {
+  const store = createPageStore(config, { logger: { warn: () => undefined }, maxPendingPerServer: 256 });
+  try {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        const i = next++;
+        const result = await store.put(`https://${HOST}/${tag}/${i}`, `<p>${tag} ${i}</p>`, { tags: [tag, `own:${tag}:${i}`] });
+        if (!result.stored) throw new Error(`page ${i} not stored: ${result.reason}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+    const start = performance.now();
+    const purge = await store.purgeTags(tag);
+    const ms = performance.now() - start;
+    if (purge.purged !== count || purge.servers.some((s) => s.failed > 0)) throw new Error(`purged ${purge.purged} of ${count}: ${JSON.stringify(purge.servers)}`);
+    return { ms, purged: purge.purged, perServer: purge.servers.map((s) => fmt(s.purged)).join(' / ') };
+  } finally {
+    await store.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const servers: MemcachedServer[] = [];
+  try {
+    for (let i = 0; i < 3; i++) servers.push(await startMemcached({ memoryMb: 1024 }));
+    const config = (grace: number): SitecacheConfig =>
+      parseConfig({ hosts: [HOST], memcached: servers.map((s) => s.address), app: ['127.0.0.1:9'], gzip: false, grace });
+    console.log(
+      `sitecache tag benchmarks: node ${process.version}, ${availableParallelism()} cores, 3 memcached servers, ` +
+        `${ROUNDS} rounds of ${SECONDS} s per tag count, alternating; medians; ${IN_FLIGHT} puts in flight; a 42,000-byte page, gzip off\n`,
+    );
+    const pages = Array.from({ length: 1000 }, (_, i) => {
+      const url = `https://${HOST}/bench/${i}`;
+      return { url, body: renderPage(url) };
+    });
+    const rows = new Map<number, [number, number][]>(TAG_COUNTS.map((n) => [n, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const tags of TAG_COUNTS) rows.get(tags)?.push(await stores(config(0), pages, tags, SECONDS * 1000));
+    }
+    const rate = (tags: number): number => median((rows.get(tags) ?? []).map((r) => r[0]));
+    const cpu = (tags: number): number => median((rows.get(tags) ?? []).map((r) => r[1]));
+    for (const tags of TAG_COUNTS) {
+      const target = tags === 5 ? ' (target >= 0.8)' : '';
+      console.log(`stores, ${String(tags).padStart(2)} tags/page: ${fmt(rate(tags))} pages/s, ${fmt(cpu(tags))} us CPU/put -> ratio to untagged ${(rate(tags) / rate(0)).toFixed(2)}${target}`);
+    }
+    console.log('');
+    for (const grace of [0, 300]) {
+      for (const count of [1_000, 100_000]) {
+        const { ms, purged, perServer } = await purgeTime(config(grace), count, `purge-${grace}-${count}`);
+        console.log(
+          `purge by tag, grace ${grace === 0 ? 'off' : 'on '}: ${fmt(purged)} pages (${perServer} per server) in ${fmt(ms)} ms -> ${fmt((purged * 1000) / ms)} pages/s`,
+        );
+      }
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+  }
+}
+
+main().catch((error: Error) => {
+  console.error(`bench:tags failed: ${error.stack ?? error.message}`);
+  process.exitCode = 1;
+});
