@@ -55,15 +55,3 @@ export class PageTagError extends Error {
     this.tag = String(tag);
   }
 }
-
-/** A purge request the purge endpoint refuses: no secret, a wrong one, or a body it cannot read. */
-export class PurgeRequestError extends Error {
-  override readonly name = 'PurgeRequestError';
-  /** The HTTP status the endpoint answers with. */
-  readonly status: number;
-
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}

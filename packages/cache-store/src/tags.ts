@@ -28,16 +28,15 @@ export function tagProblem(tag: unknown): string | undefined {
 }
 
 /**
- * Checks the tags a caller names (purgeTags, put): each one, and how many.
+ * The distinct tags a purge names, each checked.
  * @throws PageTagError naming the first tag at fault.
  */
-export function checkTags(tags: Iterable<string>, max = Number.POSITIVE_INFINITY): string[] {
+export function checkTags(tags: string | Iterable<string>): string[] {
   const list = [...new Set(typeof tags === 'string' ? [tags] : tags)];
   for (const tag of list) {
     const problem = tagProblem(tag);
     if (problem) throw new PageTagError(tag, problem);
   }
-  if (list.length > max) throw new PageTagError(list[max] as string, `a page carries at most ${MAX_TAGS_PER_PAGE} tags`);
   return list;
 }
 
