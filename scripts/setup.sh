@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmarks need on a fresh Debian machine with
-# Node: nginx and its modules, memcached, wrk, GNU parallel, redis-server, chromium (apt-get, as root), pnpm, the
+# Node: nginx and its modules, memcached, wrk, GNU parallel, redis-server, chromium, varnish (apt-get, as root), pnpm, the
 # workspace's packages, and the packages' builds. Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=12.4.2
-APT_PACKAGES=(nginx libnginx-mod-http-set-misc libnginx-mod-http-lua libnginx-mod-http-js memcached wrk parallel redis-server chromium)
+APT_PACKAGES=(nginx libnginx-mod-http-set-misc libnginx-mod-http-lua libnginx-mod-http-js memcached wrk parallel redis-server chromium varnish)
 MODULES=/usr/lib/nginx/modules
 
 missing=()
@@ -22,6 +22,8 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missi
 # The example site's browser test drives Debian's Chromium through playwright-core, which never
 # downloads a browser of its own.
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+# bench:hit compares hits with Varnish's.
+command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || missing+=(varnish)
 # better-sqlite3 12 (the example's database on Node 20) compiles with node-gyp: a C++ compiler, make, python3.
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
@@ -37,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${as_root[@]}" apt-get update -qq
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
     # Debian starts nothing here, but where it does, stop the system copies: tests start their own.
-    ("${as_root[@]}" systemctl disable --now nginx memcached redis-server >/dev/null 2>&1 || true)
+    ("${as_root[@]}" systemctl disable --now nginx memcached redis-server varnish >/dev/null 2>&1 || true)
   else
     echo "setup: missing ${missing[*]}. Install them with:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y ${APT_PACKAGES[*]}" >&2

@@ -83,6 +83,12 @@ export interface SitecacheConfig {
    * no endpoint. 16 to 1024 printable ASCII characters without spaces.
    */
   readonly purgeSecret: string | undefined;
+  /**
+   * Seconds nginx keeps a hit in its own cache (`proxy_cache` on tmpfs) in front of the memcached
+   * lookup, 0 = off. The hottest pages then cost nginx no memcached round trip; a purged page may be
+   * served from there for up to this long.
+   */
+  readonly microcache: number;
 }
 
 /**
@@ -108,6 +114,7 @@ const DEFAULTS = {
   appTimeout: 10,
   ignoreParams: DEFAULT_IGNORE_PARAMS,
   missRate: 0,
+  microcache: 0,
 } as const;
 
 const FIELDS = new Set([
@@ -131,6 +138,7 @@ const FIELDS = new Set([
   'cacheParams',
   'missRate',
   'purgeSecret',
+  'microcache',
 ]);
 
 const HOST_NAME = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
@@ -281,6 +289,10 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     fail('missRate', 'whole requests per second per client address from 0 (no limit) to 100000', missRate);
   }
 
+  const microcache = raw.microcache ?? DEFAULTS.microcache;
+  if (typeof microcache !== 'number' || !Number.isInteger(microcache) || microcache < 0 || microcache > 60) {
+    fail('microcache', 'whole seconds from 0 (off) to 60', microcache);
+  }
   const purgeSecret = raw.purgeSecret;
   if (purgeSecret !== undefined && (typeof purgeSecret !== 'string' || !PURGE_SECRET.test(purgeSecret))) {
     // The value stays out of the message: it is a secret, even when a bad one.
@@ -308,6 +320,7 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     cacheParams,
     missRate: missRate as number,
     purgeSecret: purgeSecret as string | undefined,
+    microcache: microcache as number,
   });
   validated.add(config);
   return config;

@@ -28,6 +28,7 @@ describe('parseConfig', () => {
       ignoreParams: ['utm_*', 'fbclid', 'gclid', 'dclid', 'msclkid', 'mc_cid', 'mc_eid', '_ga', 'igshid', 'yclid'],
       cacheParams: undefined,
       missRate: 0,
+      microcache: 0,
     });
   });
 
@@ -64,6 +65,8 @@ describe('parseConfig', () => {
     [{ missRate: -1 }, 'missRate', 'whole requests per second', '-1'],
     [{ missRate: 2.5 }, 'missRate', 'whole requests per second', '2.5'],
     [{ missRate: '10' }, 'missRate', 'whole requests per second', '"10"'],
+    [{ microcache: 1.5 }, 'microcache', 'whole seconds from 0 (off) to 60', '1.5'],
+    [{ microcache: 61 }, 'microcache', 'whole seconds from 0 (off) to 60', '61'],
     [{ contentTypes: ['application/json'] }, 'contentTypes', 'an object of nginx locations to content types', '["application/json"]'],
     [{ contentTypes: { '/': 'application/json' } }, 'contentTypes["/"]', 'an nginx location', '"/"'],
     [{ contentTypes: { 'feed.xml': 'application/xml' } }, 'contentTypes["feed.xml"]', 'an nginx location', '"feed.xml"'],

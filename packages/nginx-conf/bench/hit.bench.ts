@@ -1,13 +1,22 @@
-// pnpm bench:hit: a 40-50 KB page served as a hit by the generated config, against the same nginx
-// serving the same bytes as a static file, and against the config as the original blog post wrote
-// it (default 4k buffer, memcached_pass to an address, no keepalive). Plain and gzip. wrk on
-// loopback; every scenario runs in each round, in rotating order, inside one nginx with one worker,
-// so the ratios compare like with like. Target: generated hits >= 0.9x the static file.
+// pnpm bench:hit: a 40-50 KB page served as a hit by the generated config, against what else could
+// answer the same page from memory: Varnish (malloc storage, a minimal VCL) and nginx proxy_cache
+// hits, the same nginx serving the bytes as a static file, and the config as the original blog post
+// wrote it (default 4k buffer, memcached_pass to an address, no keepalive); the generated config with
+// its micro-cache (config `microcache`) too. Plain and gzip. As issue 13 measured: the cache server
+// (nginx with one worker, or varnishd with one thread pool) pinned to one core with taskset, wrk and
+// memcached to the other; every scenario runs in each round, in rotating order, so the ratios compare
+// like with like. Target: generated hits >= 0.9x Varnish's hits.
 // Then the cost of ignoreParams on the hit path: for each way nginx computes the key, hits on the
 // plain URI and on one with tracking parameters, against the same backend without ignoreParams
 // (one nginx with one worker per way, all in rotating rounds).
+// --smoke: one short round of everything, with a check that each server answers the page: proves
+// the bench still works, measures nothing.
+// BENCH_OPTIONS='{"memcachedBufferSize":"64k"}': render options for the generated configs, to measure
+// a lever. BENCH_PIN=0: no taskset (a machine with one core).
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
@@ -15,14 +24,32 @@ import { cacheKey } from '@sitecache/cache-key';
 import { parseConfig } from '@sitecache/config';
 import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { renderNginxConf, renderNjsKeyModule, type RenderOptions } from '@sitecache/nginx-conf';
-import { freePort, memcachedSet, requireBinary, sendRaw, startMemcached, startNginx, type NginxServer } from '@sitecache/test-services';
+import {
+  freePort,
+  makeTempDir,
+  memcachedSet,
+  requireBinary,
+  sendRaw,
+  spawnService,
+  startMemcached,
+  startNginx,
+  waitForListener,
+  type MemcachedServer,
+  type NginxServer,
+} from '@sitecache/test-services';
 
 const run = promisify(execFile);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const CONNECTIONS = 32;
+const SMOKE = process.argv.includes('--smoke');
+const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 4);
+const SECONDS = SMOKE ? 1 : Number(process.env.BENCH_SECONDS ?? 3);
+const CONNECTIONS = SMOKE ? 4 : 32;
 const PATH = '/article/benchmark-page';
 const HOST = 'www.example.com';
+const PIN = process.env.BENCH_PIN !== '0';
+// The cache server's core, and the one wrk and memcached share.
+const SERVER_CPU = 0;
+const CLIENT_CPU = 1;
+const TUNING = JSON.parse(process.env.BENCH_OPTIONS ?? '{}') as RenderOptions;
 
 const page = makePage();
 const gzipped = gzipSync(page, { level: 9 });
@@ -32,6 +59,8 @@ const wrk = requireBinary('wrk');
 interface ExtraServers {
   static: number;
   blog: number;
+  proxyCache: number;
+  origin: number;
   memcached: string;
 }
 
@@ -44,43 +73,132 @@ interface Scenario {
 }
 
 const TRACKED = `${PATH}?utm_source=newsletter&utm_medium=email&utm_campaign=dec&fbclid=IwAR2x9`;
+const GZIP_CLIENT = ['Accept-Encoding: gzip'];
 
-async function group(title: string, gzip: boolean, extra: (servers: ExtraServers, docroot: string) => string, names: [string, string, string?]): Promise<Map<string, number[]>> {
-  const memcached = await startMemcached({ memoryMb: 64, unixSocket: process.env.BENCH_UNIX === '1' });
-  await memcachedSet(memcached.address, key, gzip ? gzipped : page, gzip ? GZIP_FLAG : 0);
-  const ports = { static: await freePort(), blog: await freePort() };
-  const options: RenderOptions = { workerProcesses: 1, accessLog: false };
-  const nginx = await startNginx(async ({ port, prefix }) => {
-    const docroot = join(prefix, 'static');
-    await mkdir(join(docroot, 'article'), { recursive: true });
-    await writeFile(join(docroot, `${PATH}.html`), page);
-    await writeFile(join(docroot, `${PATH}.html.gz`), gzipped);
+/** Pins a running process, all its threads, to one core. */
+async function pin(pid: number, cpu: number): Promise<void> {
+  if (PIN) await run('taskset', ['-a', '-p', '-c', String(cpu), String(pid)]);
+}
+
+/** The generated config for the bench page, with one nginx worker pinned to the server's core. */
+async function startSitecache(memcached: MemcachedServer, gzip: boolean, microcache: number, extra?: (prefix: string) => Promise<string>): Promise<NginxServer> {
+  return startNginx(async ({ port, prefix }) => {
     // grace on: the stale copies' machinery is rendered, and must cost hits nothing.
-    const config = parseConfig({ hosts: [HOST], listen: `127.0.0.1:${port}`, memcached: [memcached.address], app: ['127.0.0.1:9'], gzip, grace: 600 });
-    const text = renderNginxConf(config, { ...options, standalone: true, prefix });
+    const config = parseConfig({ hosts: [HOST], listen: `127.0.0.1:${port}`, memcached: [memcached.address], app: ['127.0.0.1:9'], gzip, grace: 600, microcache });
+    const text = renderNginxConf(config, { workerProcesses: 1, accessLog: false, ...TUNING, standalone: true, prefix })
+      .replace('worker_processes 1;', `worker_processes 1;\n${PIN ? `worker_cpu_affinity 1${'0'.repeat(SERVER_CPU)};` : ''}`);
     // The comparison servers go inside the same http block, served by the same worker.
-    return text.replace(/\}\s*$/, `${extra({ ...ports, memcached: memcached.address }, docroot)}}\n`);
+    return extra ? text.replace(/\}\s*$/, `${await extra(prefix)}}\n`) : text;
   });
+}
+
+/** A Node server the page's origin for Varnish and proxy_cache: gzip to whoever accepts it. */
+async function startOrigin(): Promise<Server> {
+  const server = createServer((request, response) => {
+    const gzip = /\bgzip\b/.test(request.headers['accept-encoding'] ?? '');
+    response.writeHead(200, {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Cache-Control': 'public, max-age=3600',
+      Vary: 'Accept-Encoding',
+      ...(gzip ? { 'Content-Encoding': 'gzip' } : {}),
+    });
+    response.end(gzip ? gzipped : page);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/**
+ * varnishd with malloc storage and one thread pool, pinned to the server's core, caching every GET
+ * of the origin for an hour. With gzip support off it passes the client's (absent) Accept-Encoding
+ * on and stores the plain page; on, it stores the gzip the origin sends.
+ */
+async function startVarnish(origin: number, gzip: boolean): Promise<{ port: number; stop(): Promise<void> }> {
+  const varnishd = requireBinary('varnishd');
+  const dir = await makeTempDir('varnish');
+  const port = await freePort();
+  const vcl = join(dir.path, 'bench.vcl');
+  await writeFile(
+    vcl,
+    [
+      'vcl 4.1;',
+      `backend origin { .host = "127.0.0.1"; .port = "${origin}"; }`,
+      'sub vcl_recv { unset req.http.Cookie; return (hash); }',
+      'sub vcl_backend_response { set beresp.ttl = 1h; }',
+      '',
+    ].join('\n'),
+  );
+  const args = ['-F', '-n', join(dir.path, 'work'), '-a', `127.0.0.1:${port}`, '-f', vcl, '-s', 'malloc,64m', '-p', 'thread_pools=1', '-p', `http_gzip_support=${gzip ? 'on' : 'off'}`];
+  const varnish = PIN ? spawnService('taskset', ['-c', String(SERVER_CPU), varnishd, ...args]) : spawnService(varnishd, args);
   try {
+    await waitForListener({ host: '127.0.0.1', port }, 20_000, () => varnish.alive());
+  } catch (error) {
+    await varnish.stop();
+    throw new Error(`varnishd did not start: ${(error as Error).message}\n${varnish.stderr()}`, { cause: error });
+  }
+  return {
+    port,
+    async stop() {
+      await varnish.stop();
+      await dir.remove();
+    },
+  };
+}
+
+async function group(title: string, gzip: boolean): Promise<Map<string, number[]>> {
+  const memcached = await startMemcached({ memoryMb: 64, unixSocket: process.env.BENCH_UNIX === '1' });
+  await pin(memcached.process.pid, CLIENT_CPU);
+  await memcachedSet(memcached.address, key, gzip ? gzipped : page, gzip ? GZIP_FLAG : 0);
+  const origin = await startOrigin();
+  const ports: ExtraServers = { static: await freePort(), blog: await freePort(), proxyCache: await freePort(), origin: (origin.address() as AddressInfo).port, memcached: memcached.address };
+  const stops: (() => Promise<unknown>)[] = [async () => memcached.stop(), async () => new Promise((resolve) => origin.close(resolve))];
+  try {
+    const nginx = await startSitecache(memcached, gzip, 0, async (prefix) => {
+      const docroot = join(prefix, 'static');
+      await mkdir(join(docroot, 'article'), { recursive: true });
+      await writeFile(join(docroot, `${PATH}.html`), page);
+      await writeFile(join(docroot, `${PATH}.html.gz`), gzipped);
+      return (gzip ? gzipExtra : plainExtra)(ports, docroot, prefix);
+    });
+    stops.unshift(async () => nginx.stop());
+    const micro = await startSitecache(memcached, gzip, 1);
+    stops.unshift(async () => micro.stop());
+    const varnish = await startVarnish(ports.origin, gzip);
+    stops.unshift(async () => varnish.stop());
+
+    const client = gzip ? GZIP_CLIENT : [];
     const scenarios: Scenario[] = [
-      { name: names[0], port: ports.static, headers: gzip ? ['Accept-Encoding: gzip'] : [] },
-      { name: names[1], port: nginx.port, headers: gzip ? ['Accept-Encoding: gzip'] : [] },
-      gzip ? { name: names[2] as string, port: nginx.port, headers: [] } : { name: names[2] as string, port: ports.blog },
+      { name: gzip ? 'gzip_static file, gzip client' : 'static file', port: ports.static, headers: client },
+      { name: SITECACHE, port: nginx.port, headers: client },
+      { name: MICROCACHE, port: micro.port, headers: client },
+      { name: PROXY_CACHE, port: ports.proxyCache, headers: client },
+      { name: VARNISH, port: varnish.port, headers: client },
+      gzip
+        ? { name: 'generated config, client without gzip (gunzip)', port: nginx.port, headers: [] }
+        : { name: "blog's config (4k buffer, no keepalive)", port: ports.blog },
     ];
     for (const s of scenarios) await checkServed(s, gzip);
-    console.log(`\n${title}: ${page.length} bytes${gzip ? ` (${gzipped.length} gzipped)` : ''}, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} rounds`);
+    console.log(`\n${title}: ${page.length} bytes${gzip ? ` (${gzipped.length} gzipped)` : ''}, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} rounds${PIN ? `, servers on CPU ${SERVER_CPU}, wrk and memcached on CPU ${CLIENT_CPU}` : ''}`);
     const results = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length] as Scenario);
       for (const s of order) results.get(s.name)?.push(await measure(s));
     }
-    for (const [name, figures] of results) console.log(`  ${name.padEnd(44)} ${figures.map((f) => `${(f / 1000).toFixed(1)}k`).join(', ')} req/s`);
+    const base = median(results.get(SITECACHE) ?? []);
+    for (const [name, figures] of results) {
+      const against = name === SITECACHE ? '' : `  ${(median(figures) / base).toFixed(2)}x the generated config's hit`;
+      console.log(`  ${name.padEnd(48)} ${figures.map((f) => `${(f / 1000).toFixed(1)}k`).join(', ')} req/s${against}`);
+    }
     return results;
   } finally {
-    await nginx.stop();
-    await memcached.stop();
+    for (const stop of stops) await stop();
   }
 }
+
+const SITECACHE = 'generated config, memcached hit';
+const MICROCACHE = 'generated config, microcache 1 s';
+const PROXY_CACHE = 'nginx proxy_cache hit';
+const VARNISH = 'Varnish hit';
 
 async function checkServed(s: Scenario, gzip: boolean): Promise<void> {
   const response = await sendRaw(s.port, `GET ${s.target ?? PATH} HTTP/1.1\r\nHost: ${HOST}\r\n${(s.headers ?? []).map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`);
@@ -92,7 +210,8 @@ async function checkServed(s: Scenario, gzip: boolean): Promise<void> {
 
 async function measure(s: Scenario): Promise<number> {
   const headers = [`Host: ${HOST}`, ...(s.headers ?? [])].flatMap((h) => ['-H', h]);
-  const { stdout } = await run(wrk, ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, ...headers, `http://127.0.0.1:${s.port}${s.target ?? PATH}`]);
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, ...headers, `http://127.0.0.1:${s.port}${s.target ?? PATH}`];
+  const { stdout } = PIN ? await run('taskset', ['-c', String(CLIENT_CPU), wrk, ...args]) : await run(wrk, args);
   const match = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
   if (!match) throw new Error(`wrk printed no rate:\n${stdout}`);
   if (/Non-2xx/.test(stdout)) throw new Error(`${s.name}: wrk saw errors:\n${stdout}`);
@@ -126,7 +245,20 @@ function makePage(): Buffer {
   return Buffer.from(`<!doctype html><html><head><meta charset="utf-8"><title>Benchmark</title></head><body>\n${paragraphs.join('')}</body></html>\n`);
 }
 
-const plainExtra = (ports: ExtraServers, docroot: string): string => `
+// The same origin page through nginx's own proxy_cache (files in the page cache), as issue 13 compares.
+const proxyCacheServer = (ports: ExtraServers, prefix: string): string => `
+    proxy_cache_path ${prefix}/proxy_cache keys_zone=bench_proxy_cache:1m;
+    server {
+        listen 127.0.0.1:${ports.proxyCache};
+        location / {
+            proxy_pass http://127.0.0.1:${ports.origin};
+            proxy_cache bench_proxy_cache;
+            proxy_cache_valid 200 1h;
+        }
+    }
+`;
+
+const plainExtra = (ports: ExtraServers, docroot: string, prefix: string): string => `
     server {
         listen 127.0.0.1:${ports.static};
         root ${docroot};
@@ -140,16 +272,16 @@ const plainExtra = (ports: ExtraServers, docroot: string): string => `
             memcached_pass ${ports.memcached};
         }
     }
-`;
+${proxyCacheServer(ports, prefix)}`;
 
-const gzipExtra = (ports: ExtraServers, docroot: string): string => `
+const gzipExtra = (ports: ExtraServers, docroot: string, prefix: string): string => `
     server {
         listen 127.0.0.1:${ports.static};
         root ${docroot};
         gzip_static on;
         location / { default_type text/html; try_files $uri.html =404; }
     }
-`;
+${proxyCacheServer(ports, prefix)}`;
 
 /** Hits through one nginx per way of computing the key, with and without ignoreParams. */
 async function keyGroup(): Promise<Map<string, number[]>> {
@@ -201,19 +333,18 @@ async function keyGroup(): Promise<Map<string, number[]>> {
 
 async function main(): Promise<void> {
   console.log(`bench:hit  node ${process.version}, nginx ${(await run(requireBinary('nginx'), ['-v'])).stderr.trim()}`);
-  const plain = await group('plain page', false, plainExtra, ['static file', 'generated config, memcached hit', "blog's config (4k buffer, no keepalive)"]);
-  const gz = await group('gzip page', true, gzipExtra, ['gzip_static file, gzip client', 'generated config, gzip hit, gzip client', 'generated config, gzip hit, client without gzip (gunzip)']);
+  const plain = await group('plain page', false);
+  const gz = await group('gzip page', true);
 
   const ratio = (results: Map<string, number[]>, a: string, b: string): number => median(results.get(a) ?? []) / median(results.get(b) ?? []);
-  const plainRatio = ratio(plain, 'generated config, memcached hit', 'static file');
-  const blogRatio = ratio(plain, "blog's config (4k buffer, no keepalive)", 'static file');
-  const gzipRatio = ratio(gz, 'generated config, gzip hit, gzip client', 'gzip_static file, gzip client');
-  const gunzipRatio = ratio(gz, 'generated config, gzip hit, client without gzip (gunzip)', 'gzip_static file, gzip client');
-  console.log('\nmedian ratios against the static file served by the same nginx:');
-  console.log(`  generated config, plain hit       ${plainRatio.toFixed(2)}x  (target >= 0.90) ${plainRatio >= 0.9 ? 'MET' : 'NOT MET'}`);
-  console.log(`  blog's config, plain hit          ${blogRatio.toFixed(2)}x`);
-  console.log(`  generated config, gzip hit        ${gzipRatio.toFixed(2)}x  (target >= 0.90) ${gzipRatio >= 0.9 ? 'MET' : 'NOT MET'}`);
-  console.log(`  generated config, gunzip for client without gzip  ${gunzipRatio.toFixed(2)}x`);
+  console.log("\nmedian ratios against Varnish's hit in the same run (target >= 0.90):");
+  for (const [label, results] of [['plain', plain], ['gzip', gz]] as const) {
+    for (const name of [SITECACHE, MICROCACHE]) {
+      const r = ratio(results, name, VARNISH);
+      console.log(`  ${`${name}, ${label}`.padEnd(48)} ${r.toFixed(2)}x  ${r >= 0.9 ? 'MET' : 'NOT MET'}`);
+    }
+  }
+  if (process.env.BENCH_KEYS === '0') return;
 
   const keys = await keyGroup();
   console.log('\nmedian ratios against the same md5 backend without ignoreParams, plain URI:');

@@ -45,14 +45,24 @@ export interface RenderOptions {
   /** Standalone: write an access log under the prefix. Default true. */
   accessLog?: boolean;
   /**
+   * With the config's `microcache` on: the folder of nginx's micro-cache, best on tmpfs; the lookup
+   * server's socket is `<folder>.sock`. Default `<prefix>/microcache` standalone, else
+   * /dev/shm/sitecache-microcache.
+   */
+  microcachePath?: string;
+  /** With `microcache`: the most the micro-cache's files may take (`max_size`). Default "256m". */
+  microcacheMaxSize?: string;
+  /** With `microcache`: the size of each of the 8 proxy buffers a page is read into. Default "16k". */
+  microcacheBufferSize?: string;
+  /**
    * Expose the key nginx computed: as `X-Sitecache-Key` on hits and to the app on misses.
    * For tests only: it tells anyone the key template.
    */
   debugKeyHeader?: boolean;
 }
 
-export type ResolvedOptions = Required<Omit<RenderOptions, 'prefix' | 'njsModulePath' | 'user'>> &
-  Pick<RenderOptions, 'prefix' | 'njsModulePath' | 'user'>;
+export type ResolvedOptions = Required<Omit<RenderOptions, 'prefix' | 'njsModulePath' | 'user' | 'microcachePath'>> &
+  Pick<RenderOptions, 'prefix' | 'njsModulePath' | 'user' | 'microcachePath'>;
 
 const SIZE = /^\d+[km]?$/;
 const DURATION = /^\d+(ms|s)?$/;
@@ -74,6 +84,9 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
     user: options.user,
     accessLog: options.accessLog ?? true,
     debugKeyHeader: options.debugKeyHeader ?? false,
+    microcachePath: options.microcachePath,
+    microcacheMaxSize: options.microcacheMaxSize ?? '256m',
+    microcacheBufferSize: options.microcacheBufferSize ?? '16k',
   };
   const fail = (option: string, expected: string): never => {
     throw new NginxConfOptionError(option, expected, (options as Record<string, unknown>)[option]);
@@ -98,6 +111,9 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
   if (!DURATION.test(resolved.appKeepaliveTimeout) || parseInt(resolved.appKeepaliveTimeout, 10) === 0) {
     fail('appKeepaliveTimeout', "an nginx time above 0 and below the app server's keep-alive timeout, such as \"4s\"");
   }
+  if (resolved.microcachePath !== undefined && !SAFE_PATH.test(resolved.microcachePath)) fail('microcachePath', 'an absolute folder without spaces or quotes');
+  if (!SIZE.test(resolved.microcacheMaxSize)) fail('microcacheMaxSize', 'an nginx size such as "256m"');
+  if (!SIZE.test(resolved.microcacheBufferSize)) fail('microcacheBufferSize', 'an nginx size such as "16k"');
   const workers = resolved.workerProcesses;
   if (workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) fail('workerProcesses', '"auto" or a whole number');
   if (resolved.user !== undefined && !/^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$/i.test(resolved.user)) {

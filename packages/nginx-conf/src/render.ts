@@ -14,7 +14,7 @@ import { resolveOptions, type RenderOptions, type ResolvedOptions } from './opti
 export function renderNginxConf(input: SitecacheConfigInput, options: RenderOptions = {}): string {
   const config = resolveConfig(input);
   const opts = resolveOptions(options);
-  const http = [...njsKey(config, opts), ...missRateZone(config), ...upstreams(config, opts), ...bypassMaps(config), ...staleLocationMap(config), ...servers(config, opts)];
+  const http = [...njsKey(config, opts), ...missRateZone(config), ...upstreams(config, opts), ...microcacheZone(config, opts), ...bypassMaps(config), ...staleLocationMap(config), ...servers(config, opts)];
   if (!opts.standalone) return `${HEADER}\n${http.join('\n')}\n`;
   return `${HEADER}\n${standalone(config, opts, http).join('\n')}\n`;
 }
@@ -219,6 +219,7 @@ function servers(config: SitecacheConfig, opts: ResolvedOptions): string[] {
       ...(config.grace > 0 ? staleLocations(config, opts) : []),
     ]),
     '}',
+    ...lookupServer(config, opts),
   ];
 }
 
@@ -371,12 +372,14 @@ function cachedLocation(config: SitecacheConfig, opts: ResolvedOptions, type: st
           '# 418: the bypass below. In every case the app renders, with its own status.',
           'error_page 404 405 418 502 504 = @app;',
         ];
+  const bypass = ['if ($sitecache_bypass) {', ...indent(['return 418;']), '}', ''];
+  if (config.microcache > 0) return [...fallback, ...bypass, ...microcachedLookup(config, opts)];
+  return [...fallback, ...bypass, ...memcachedLookup(config, opts, type)];
+}
+
+/** The memcached lookup of a cached location, and the headers a hit is served with. */
+function memcachedLookup(config: SitecacheConfig, opts: ResolvedOptions, type: string, gunzip = true): string[] {
   const lines = [
-    ...fallback,
-    'if ($sitecache_bypass) {',
-    ...indent(['return 418;']),
-    '}',
-    '',
     'memcached_pass sitecache_memcached;',
     '# The module relays the body in pieces of this size: one piece per page is the fastest.',
     `memcached_buffer_size ${opts.memcachedBufferSize};`,
@@ -393,7 +396,7 @@ function cachedLocation(config: SitecacheConfig, opts: ResolvedOptions, type: st
     ...servedAs(type),
     `add_header ${config.cacheHeader} HIT;`,
     ...hitHeaders(config),
-    ...gzipped(config),
+    ...gzipped(config, true, gunzip),
   ];
   if (opts.debugKeyHeader) lines.push('', '# Test configs only: shows the key nginx looked up.', 'add_header X-Sitecache-Key $memcached_key;');
   return lines;
@@ -419,13 +422,110 @@ function hitHeaders(config: SitecacheConfig, commented = true): string[] {
   ];
 }
 
-function gzipped(config: SitecacheConfig, commented = true): string[] {
+function gzipped(config: SitecacheConfig, commented = true, gunzip = true): string[] {
   if (!config.gzip) return [];
+  if (!gunzip) {
+    return [
+      '',
+      '# Pages are stored gzipped under this flag. They stay gzipped here: the site server unzips them',
+      '# for clients that do not accept gzip, after its micro-cache.',
+      `memcached_gzip_flag ${GZIP_FLAG};`,
+      'add_header Vary Accept-Encoding;',
+    ];
+  }
   return [
     ...(commented ? ['', '# Pages are stored gzipped under this flag; nginx unzips them for clients that do not accept gzip.'] : []),
     `memcached_gzip_flag ${GZIP_FLAG};`,
     'gunzip on;',
     'add_header Vary Accept-Encoding;',
+  ];
+}
+
+/**
+ * With `microcache`: the path of nginx's own cache of hits, and the server on a unix socket beside
+ * it that does the memcached lookup for it.
+ */
+function microcacheFiles(opts: ResolvedOptions): { path: string; socket: string } {
+  const path = opts.microcachePath ?? (opts.standalone ? `${opts.prefix as string}/microcache` : '/dev/shm/sitecache-microcache');
+  return { path, socket: `${path}.sock` };
+}
+
+function microcacheZone(config: SitecacheConfig, opts: ResolvedOptions): string[] {
+  if (config.microcache === 0) return [];
+  const { path, socket } = microcacheFiles(opts);
+  return [
+    `# microcache: hits nginx keeps ${config.microcache} s in its own cache, so the hottest pages cost no memcached`,
+    '# round trip; memcached stays the copy every nginx reads. On tmpfs, the files never touch a disk.',
+    '# 10 MB of keys is about 80,000 pages; inactive=10s drops a page nobody asked for since.',
+    `proxy_cache_path ${path} levels=1:2 keys_zone=sitecache_microcache:10m max_size=${opts.microcacheMaxSize} inactive=10s use_temp_path=off;`,
+    '',
+    '# The server below that looks pages up in memcached for the micro-cache.',
+    'upstream sitecache_lookup {',
+    ...indent([`server unix:${socket};`, `keepalive ${opts.memcachedKeepalive};`]),
+    '}',
+    '',
+  ];
+}
+
+/** A cached location with `microcache`: the page from nginx's own cache, else from the lookup server. */
+function microcachedLookup(config: SitecacheConfig, opts: ResolvedOptions): string[] {
+  return [
+    '# memcached answers GET and HEAD only: any other method goes to the app, as without the micro-cache.',
+    'if ($request_method !~ ^(GET|HEAD)$) {',
+    ...indent(['return 405;']),
+    '}',
+    '',
+    '# The lookup server answers as a hit always is (headers included): its misses and errors come',
+    '# back here as the same 404, 502 and 504, for the error_page above.',
+    'proxy_pass http://sitecache_lookup;',
+    'proxy_http_version 1.1;',
+    'proxy_set_header Connection "";',
+    'proxy_intercept_errors on;',
+    '# It needs the key and nothing of the request: no cookie or credential leaves this server.',
+    'proxy_pass_request_headers off;',
+    'proxy_set_header Host $host;',
+    'proxy_set_header X-Sitecache-Key $memcached_key;',
+    `proxy_read_timeout ${MICROCACHE_LOOKUP_TIMEOUT};`,
+    '',
+    `# Only 200 hits are kept, for microcache (${config.microcache} s), under the page's own key: never a miss or an error.`,
+    '# A purged page can be served from here that much longer. One request per page refills it.',
+    'proxy_cache sitecache_microcache;',
+    'proxy_cache_key $memcached_key;',
+    `proxy_cache_valid 200 ${config.microcache}s;`,
+    'proxy_cache_lock on;',
+    '# The page\'s own lifetime headers (hitHeaders) are for browsers: the micro-cache keeps microcache only.',
+    '# Vary is not followed either: one gzip copy serves every client, unzipped below when needed.',
+    'proxy_ignore_headers Cache-Control Expires X-Accel-Expires Set-Cookie Vary;',
+    '# Buffers that hold a whole page, as memcached_buffer_size does on the lookup server.',
+    'proxy_buffer_size 8k;',
+    `proxy_buffers 8 ${opts.microcacheBufferSize};`,
+    ...(config.gzip ? ['', '# Pages stay gzipped in the micro-cache; nginx unzips them for clients that do not accept gzip.', 'gunzip on;'] : []),
+  ];
+}
+
+// The lookup server answers within the memcached timeouts; this only guards against it hanging.
+const MICROCACHE_LOOKUP_TIMEOUT = '5s';
+
+/** With `microcache`: the server, reachable only on its unix socket, that looks pages up in memcached. */
+function lookupServer(config: SitecacheConfig, opts: ResolvedOptions): string[] {
+  if (config.microcache === 0) return [];
+  return [
+    '',
+    "# The memcached lookup behind the micro-cache, on a unix socket of its own: each location answers",
+    '# as the same location of the site server would without a micro-cache, with the key that server computed.',
+    'server {',
+    ...indent([
+      `listen unix:${microcacheFiles(opts).socket};`,
+      'access_log off;',
+      '',
+      ...cachedLocations(config.contentTypes).flatMap(({ location, contentType }) => [
+        `location ${location} {`,
+        ...indent(['set $memcached_key $http_x_sitecache_key;', ...memcachedLookup(config, opts, contentType, false)]),
+        '}',
+        '',
+      ]),
+    ]).slice(0, -1),
+    '}',
   ];
 }
 

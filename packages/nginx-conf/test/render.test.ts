@@ -49,6 +49,10 @@ describe('nginx -t accepts every rendered option set', () => {
     matrix.push([`missRate, with grace, md5 by ${md5}`, { ...three, ...STALE_FIELDS, missRate: 20 }, { md5, njsModulePath: '/x.js' }]);
   }
   matrix.push(['missRate without grace', { ...base, missRate: 1 }, {}]);
+  for (const md5 of ['set_misc', 'lua', 'njs'] as const) {
+    matrix.push([`microcache, with grace, typed locations and missRate, md5 by ${md5}`, { ...three, ...STALE_FIELDS, missRate: 20, microcache: 1 }, { md5, njsModulePath: '/x.js' }]);
+  }
+  matrix.push(['microcache without grace, gzip off, its own path', { ...base, gzip: false, microcache: 5 }, { microcachePath: '/dev/shm/site-a' }]);
 
   it.each(matrix)('%s', async (_name, fields, options) => {
     await expect(checkNginxConf(parseConfig(fields), options)).resolves.toMatch(/test is successful/);
@@ -270,6 +274,42 @@ describe('missRate', () => {
     const text = renderNginxConf({ ...base, missRate: 10, grace: 60 });
     expect(app(text, '@app')).toContain('error_page 429 = @stale_429;');
     expect(text).toContain('error_page 404 502 504 =429 @sitecache_failed;');
+  });
+});
+
+describe('microcache', () => {
+  it('renders no proxy_cache and no lookup server at 0, the default', () => {
+    const text = renderNginxConf({ ...three, ...STALE_FIELDS });
+    expect(text).not.toMatch(/proxy_cache|sitecache_lookup|unix:.*\.sock/);
+  });
+
+  it('keeps only 200 hits for microcache seconds, under the page key, with a lock, and no header of the page decides', () => {
+    const text = renderNginxConf({ ...base, microcache: 3 }, { standalone: true, prefix: '/srv/site' });
+    expect(text).toContain('proxy_cache_path /srv/site/microcache levels=1:2 keys_zone=sitecache_microcache:10m max_size=256m inactive=10s use_temp_path=off;');
+    expect(text).toContain('server unix:/srv/site/microcache.sock;');
+    expect(text).toContain('listen unix:/srv/site/microcache.sock;');
+    expect(text).toContain('proxy_cache_key $memcached_key;');
+    expect(text).toContain('proxy_cache_valid 200 3s;');
+    expect(text).toContain('proxy_ignore_headers Cache-Control Expires X-Accel-Expires Set-Cookie Vary;');
+    expect(text).not.toMatch(/proxy_cache_valid (?!200 3s)/);
+    expect(text).not.toContain('proxy_cache_use_stale');
+    expect(renderNginxConf({ ...base, microcache: 1 })).toContain('proxy_cache_path /dev/shm/sitecache-microcache ');
+  });
+
+  it('unzips for clients without gzip after the micro-cache, never before it', () => {
+    const text = renderNginxConf({ ...base, microcache: 1 });
+    const lookup = text.slice(text.indexOf('listen unix:'));
+    expect(lookup).toContain('memcached_gzip_flag 16;');
+    expect(lookup).not.toContain('gunzip');
+    expect(text.slice(0, text.indexOf('listen unix:'))).toContain('gunzip on;');
+  });
+
+  it.each([
+    [{ microcachePath: 'shm/x' }, 'microcachePath'],
+    [{ microcacheMaxSize: 'lots' }, 'microcacheMaxSize'],
+  ] as const)('refuses %j', (options, option) => {
+    expect(() => renderNginxConf({ ...base, microcache: 1 }, options)).toThrow(NginxConfOptionError);
+    expect(() => renderNginxConf({ ...base, microcache: 1 }, options)).toThrow(option);
   });
 });
 

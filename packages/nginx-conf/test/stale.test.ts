@@ -119,11 +119,12 @@ function expectHitHeaders(response: RawResponse): void {
   expect(response.headers['x-quoted']).toBe(HIT_HEADERS['X-Quoted']);
 }
 
-describe('with grace, an errorPage and gzip, when the app fails on a miss', () => {
+describe.each([0, 1])('with grace, an errorPage and gzip, microcache %i, when the app fails on a miss', (microcache) => {
   let site: Site;
 
   beforeAll(async () => {
     site = await startSite({
+      microcache,
       grace: 3600,
       appTimeout: 1,
       gzip: true,
