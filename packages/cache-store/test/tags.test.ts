@@ -4,6 +4,7 @@ import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/t
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CacheStoreOptionError, createPageStore, pageCache, PageTagError, purgeHandler, tagPage, type PageCacheMiddleware, type PageStore } from '../src/index.js';
 import { fastifyPageCache } from '../src/fastify.js';
+import { internalsOf } from '../src/page-store.js';
 import { entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
 import { eventually, HOST, listen, mapLimit, remainingTtl, requestTo, startApps, STEADY, testConfig, type AppProcesses } from './site.js';
 
@@ -83,6 +84,23 @@ describe('tagged pages', () => {
     // A second purge finds the keys again, gone: not-cached, never failed.
     const again = await store.purgeTags('mod3:1');
     expect([again.purged, again.servers.reduce((sum, s) => sum + s.notCached, 0)]).toEqual([0, 30]);
+  });
+
+  it('refuses a put whose claim came before a purge by one of its tags (the page in no index yet), and stores one claimed after', async () => {
+    const internals = internalsOf(store);
+    if (!internals) throw new Error('a store made by createPageStore has internals');
+    const pages = Array.from({ length: 12 }, (_, i) => url(`/claimed/${i}`));
+    const early = await Promise.all(pages.map((page) => internals.claim(store.keyFor(page), false)));
+    await store.purgeTags(['claimed-first']);
+    const late = await Promise.all(pages.map((page) => internals.claim(store.keyFor(page), false)));
+    for (const [i, page] of pages.entries()) {
+      const before = await internals.putClaimed(page, '<p>old</p>', { tags: ['claimed-first', 'other'] }, early[i]?.mark);
+      expect([page, before.stored, before.stored ? undefined : before.reason]).toEqual([page, false, 'purged']);
+      const untouched = await internals.putClaimed(page, '<p>old</p>', { tags: ['other'] }, early[i]?.mark);
+      expect([page, untouched.stored]).toEqual([page, true]);
+      const after = await internals.putClaimed(page, '<p>new</p>', { tags: ['claimed-first'] }, late[i]?.mark);
+      expect([page, after.stored]).toEqual([page, true]);
+    }
   });
 
   it("keeps each index entry at least as long as the page and its stale copy, on the page's server", async () => {
