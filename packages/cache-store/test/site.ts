@@ -150,10 +150,10 @@ export async function remainingTtl(address: string, key: string): Promise<number
   return match ? Number(match[1]) : undefined;
 }
 
-/** Sends `method target` straight to a server on `port` (no nginx), as a raw request. */
-export function requestTo(port: number, target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawResponse> {
+/** Sends `method target` (with `body`, if any) straight to a server on `port` (no nginx), as a raw request. */
+export function requestTo(port: number, target: string, headers: Record<string, string> = {}, method = 'GET', body = ''): Promise<RawResponse> {
   const lines = Object.entries({ Host: HOST, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
-  return sendRaw(port, `${method} ${target} HTTP/1.1\r\n${lines.join('')}Connection: close\r\n\r\n`);
+  return sendRaw(port, `${method} ${target} HTTP/1.1\r\n${lines.join('')}Connection: close\r\n\r\n${body}`);
 }
 
 /** The config the app side of a test uses: one site on HOST over the given memcached servers. */

@@ -148,6 +148,7 @@ describe('tagged pages', () => {
 });
 
 describe('Fastify: reply.tagPage', () => {
+  const FASTIFY_SECRET = 'fastify-secret-0123456789';
   let memcached: MemcachedServer;
   let app: FastifyInstance;
   let port: number;
@@ -157,6 +158,12 @@ describe('Fastify: reply.tagPage', () => {
     app = Fastify();
     await app.register(fastifyPageCache, { config: testConfig([memcached.address], { gzip: false }), ...STEADY });
     app.get('/tagged', async (_request, reply) => reply.tagPage('fastify', 'home').type('text/html; charset=utf-8').send('<p>tagged</p>'));
+    // As the README mounts the purge endpoint on Fastify.
+    const purge = purgeHandler(app.pageCache.store, { secret: FASTIFY_SECRET });
+    app.post('/_sitecache/purge', (request, reply) => {
+      reply.hijack();
+      return purge(Object.assign(request.raw, { body: request.body }), reply.raw);
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     port = (app.server.address() as { port: number }).port;
   });
@@ -165,11 +172,13 @@ describe('Fastify: reply.tagPage', () => {
     await memcached?.stop();
   });
 
-  it('tags the page, never sends the header, and a purge by the tag removes it', async () => {
+  it('tags the page, never sends the header, and a purge by the tag (through the endpoint) removes it', async () => {
     const miss = await requestTo(port, '/tagged');
     expect([miss.status, miss.headers['surrogate-key']]).toEqual([200, undefined]);
     await eventually(async () => (await app.pageCache.store.get(url('/tagged'))) !== undefined, 'the page to be stored');
-    expect((await app.pageCache.store.purgeTags('fastify')).purged).toBe(1);
+    const body = JSON.stringify({ tags: ['fastify'] });
+    const answer = await requestTo(port, '/_sitecache/purge', { authorization: `Bearer ${FASTIFY_SECRET}`, 'content-type': 'application/json', 'content-length': String(body.length) }, 'POST', body);
+    expect([answer.status, JSON.parse(answer.body.toString()).purged]).toEqual([200, 1]);
     expect(await app.pageCache.store.get(url('/tagged'))).toBeUndefined();
   });
 });
