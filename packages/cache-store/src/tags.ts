@@ -45,20 +45,24 @@ export function checkTags(tags: string | Iterable<string>): string[] {
  * of them (`store.purgeTags`) removes the page. The middleware takes the header off before the
  * response goes out. A tag that is not printable ASCII without spaces, or longer than
  * MAX_TAG_LENGTH, is not written, and the page is then not stored (reason "tags"): never stored
- * without a tag it showed. Never throws, so a tag made from data cannot fail the page.
+ * without a tag it showed; so too when the head of the response has gone out already. Never
+ * throws, so a tag made from data cannot fail the page.
  * @returns the response, for chaining.
  */
 export function tagPage<R extends TaggableResponse>(res: R, ...tags: string[]): R {
+  const target = ('raw' in res ? res.raw : res) as Record<symbol, unknown> & { headersSent?: boolean };
   const valid = tags.filter((tag) => tagProblem(tag) === undefined);
-  if (valid.length < tags.length) {
-    const target = 'raw' in res ? res.raw : res;
-    (target as Record<symbol, unknown>)[UNTAGGABLE] = true;
+  // Tags that come too late for the header would leave the page stored without them.
+  if (valid.length < tags.length || target.headersSent === true) target[UNTAGGABLE] = true;
+  if (valid.length === 0 || target.headersSent === true) return res;
+  try {
+    const current = headerText(res.getHeader(SURROGATE_KEY) as OutgoingHttpHeader | undefined);
+    const value = current === '' ? valid.join(' ') : `${current} ${valid.join(' ')}`;
+    if ('setHeader' in res && typeof res.setHeader === 'function') res.setHeader(SURROGATE_KEY, value);
+    else (res as { header(name: string, value: string): unknown }).header(SURROGATE_KEY, value);
+  } catch {
+    target[UNTAGGABLE] = true;
   }
-  if (valid.length === 0) return res;
-  const current = headerText(res.getHeader(SURROGATE_KEY) as OutgoingHttpHeader | undefined);
-  const value = current === '' ? valid.join(' ') : `${current} ${valid.join(' ')}`;
-  if ('setHeader' in res && typeof res.setHeader === 'function') res.setHeader(SURROGATE_KEY, value);
-  else (res as { header(name: string, value: string): unknown }).header(SURROGATE_KEY, value);
   return res;
 }
 

@@ -28,6 +28,10 @@ describe('tagged pages', () => {
         if (path.startsWith('/article/')) tagPage(res, `article:${path.slice(9)}`, 'home');
         if (path === '/too-many') res.setHeader('Surrogate-Key', Array.from({ length: 65 }, (_, i) => `t${i}`).join(' '));
         if (path === '/spaced') tagPage(res, 'fine', 'not fine');
+        if (path === '/late') {
+          res.write('<p>');
+          tagPage(res, 'too-late');
+        }
         if (path === '/raw-head') res.writeHead(200, { 'Surrogate-Key': 'raw home', 'Content-Type': 'text/html; charset=utf-8' });
         res.end(`<p>${path}</p>`);
       }),
@@ -53,13 +57,16 @@ describe('tagged pages', () => {
     expect(await store.get(url('/article/1'))).toBeDefined();
   });
 
-  it('does not store a page whose tags cannot be indexed (reason "tags"), and hides the header all the same', async () => {
+  it('does not store a page whose tags cannot be indexed, or came after its head went out (reason "tags"), and hides the header all the same', async () => {
     const before = cache.metrics.snapshot().skipped.tags;
     for (const path of ['/too-many', '/spaced']) {
       const response = await requestTo(app.port, path);
       expect([response.status, response.headers['surrogate-key']]).toEqual([200, undefined]);
     }
-    await eventually(() => cache.metrics.snapshot().skipped.tags === before + 2, 'both pages to be refused');
+    const late = await requestTo(app.port, '/late');
+    expect([late.status, late.body.toString()]).toEqual([200, '<p><p>/late</p>']);
+    await eventually(() => cache.metrics.snapshot().skipped.tags === before + 3, 'the three pages to be refused');
+    expect(await store.get(url('/late'))).toBeUndefined();
     expect(await store.get(url('/too-many'))).toBeUndefined();
     expect(await store.get(url('/spaced'))).toBeUndefined();
     await expect(store.purgeTags(['ok', 'not ok'])).rejects.toThrow(PageTagError);
