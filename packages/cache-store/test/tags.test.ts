@@ -70,6 +70,7 @@ describe('tagged pages', () => {
     expect(await store.get(url('/too-many'))).toBeUndefined();
     expect(await store.get(url('/spaced'))).toBeUndefined();
     await expect(store.purgeTags(['ok', 'not ok'])).rejects.toThrow(PageTagError);
+    await expect(store.purgeTags([])).rejects.toThrow(PageTagError);
     expect((await store.put(url('/put-bad'), 'x', { tags: ['a\u00e9'] })).stored).toBe(false);
   });
 
