@@ -283,7 +283,7 @@ describe('microcache', () => {
     expect(text).not.toMatch(/proxy_cache|sitecache_lookup|unix:.*\.sock/);
   });
 
-  it('keeps only 200 hits for microcache seconds, under the page key, with a lock, and no header of the page decides', () => {
+  it('keeps only 200 hits for microcache seconds, under the page key, and no header of the page decides', () => {
     const text = renderNginxConf({ ...base, microcache: 3 }, { standalone: true, prefix: '/srv/site' });
     expect(text).toContain('proxy_cache_path /srv/site/microcache levels=1:2 keys_zone=sitecache_microcache:10m max_size=256m inactive=10s use_temp_path=off;');
     expect(text).toContain('server unix:/srv/site/microcache.sock;');
