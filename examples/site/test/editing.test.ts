@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '@sitecache/test-services';
+import type { TempDir } from '@sitecache/test-services';
 import type { Page, Response } from 'playwright-core';
 import { openDatabase } from '../site/db.js';
 import { Articles, type Article } from '../site/models.js';
-import { clusterRunBin, MANAGE, startStack, type Stack } from '../site/services.js';
+import { startStack, type Stack } from '../site/services.js';
 import { launchChromium, type Chromium } from './chromium.js';
+import { importedSite } from './fixtures/site-data.js';
 
 const NEW_TITLE = 'Confirmed: a release date, and a second act';
 const NEW_BODY = '<p>The studio confirmed the date on stream tonight, with a trailer for the second act.</p>';
@@ -29,12 +29,7 @@ describe('an editor changes a headline in the browser', () => {
   let shots: string;
 
   beforeAll(async () => {
-    data = await makeTempDir('pixelpress-editing');
-    const env = { ...process.env, SITE_DATA_DIR: data.path };
-    execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '1500'], { env });
-    execFileSync(process.execPath, [MANAGE, 'migrate'], { env });
-    execFileSync(process.execPath, [clusterRunBin(), '--clusters', '6', '--jobs', '2', '--log', join(data.path, 'import.log'), '--', process.execPath, MANAGE, 'import', '--cluster={}'], { env });
-    execFileSync(process.execPath, [MANAGE, 'createuser', 'ed', 'pw', 'Ed Itor'], { env });
+    data = await importedSite('pixelpress-editing', 1500, { editor: true });
     const db = openDatabase(join(data.path, 'site.db'));
     const articles = new Articles(db);
     const latest = articles.latest(3);

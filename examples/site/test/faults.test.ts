@@ -4,10 +4,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, requireBinary, type TempDir } from '@sitecache/test-services';
+import { requireBinary, type TempDir } from '@sitecache/test-services';
 import { fetchPage } from '../site/client.js';
 import { openDatabase } from '../site/db.js';
-import { clusterRunBin, MANAGE, startStack, type Stack } from '../site/services.js';
+import { MANAGE, startStack, type Stack } from '../site/services.js';
+import { importedSite } from './fixtures/site-data.js';
 
 const HOST = 'www.pixelpress.test';
 const LOAD_SCRIPT = fileURLToPath(new URL('./fixtures/fault-load.lua', import.meta.url));
@@ -38,11 +39,7 @@ describe('the site under load while things fail (pnpm test:faults)', () => {
 
   beforeAll(async () => {
     requireBinary('wrk');
-    data = await makeTempDir('pixelpress-faults');
-    const env = { ...process.env, SITE_DATA_DIR: data.path };
-    execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '600'], { env });
-    execFileSync(process.execPath, [MANAGE, 'migrate'], { env });
-    execFileSync(process.execPath, [clusterRunBin(), '--clusters', '4', '--jobs', '2', '--log', join(data.path, 'import.log'), '--', process.execPath, MANAGE, 'import', '--cluster={}'], { env });
+    data = await importedSite('pixelpress-faults', 600);
     stack = await startStack(data.path, { apps: 2, memcachedServers: 3, ttl: 3 });
     expect(stack.config.grace).toBeGreaterThan(0);
 

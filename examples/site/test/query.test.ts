@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { makeTempDir, memcachedCommand, type TempDir } from '@sitecache/test-services';
+import { memcachedCommand, type TempDir } from '@sitecache/test-services';
 import { fetchPage } from '../site/client.js';
 import { openDatabase } from '../site/db.js';
-import { clusterRunBin, MANAGE, startStack, type Stack } from '../site/services.js';
+import { startStack, type Stack } from '../site/services.js';
+import { importedSite, untilHit as untilHitOf } from './fixtures/site-data.js';
 
 const HOST = 'www.pixelpress.test';
 
@@ -17,11 +17,7 @@ describe('query strings on the example site', () => {
   let articles: string[];
 
   beforeAll(async () => {
-    data = await makeTempDir('pixelpress-query');
-    const env = { ...process.env, SITE_DATA_DIR: data.path };
-    execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '300'], { env });
-    execFileSync(process.execPath, [MANAGE, 'migrate'], { env });
-    execFileSync(process.execPath, [clusterRunBin(), '--clusters', '2', '--jobs', '2', '--log', join(data.path, 'import.log'), '--', process.execPath, MANAGE, 'import', '--cluster={}'], { env });
+    data = await importedSite('pixelpress-query', 300);
     stack = await startStack(data.path, { memcachedServers: 2 });
     const db = openDatabase(join(data.path, 'site.db'));
     articles = (db.prepare('SELECT slug FROM articles ORDER BY id LIMIT 40').all() as { slug: string }[]).map((a) => `/article/${a.slug}/`);
@@ -34,14 +30,7 @@ describe('query strings on the example site', () => {
   });
 
   const get = (path: string) => fetchPage(stack.nginx.port, path, { host: HOST });
-  const untilHit = async (path: string) => {
-    let response = await get(path);
-    for (let i = 0; i < 50 && response.headers['x-cache'] !== 'HIT'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      response = await get(path);
-    }
-    return response;
-  };
+  const untilHit = (path: string) => untilHitOf(stack, path);
 
   it('serves an article visited with ?utm_source=x&fbclid=y as a HIT after a plain visit', async () => {
     const article = articles[0] as string;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { makeTempDir, requireBinary, type TempDir } from '@sitecache/test-services';
 import { fetchPage } from '../site/client.js';
 import { openDatabase } from '../site/db.js';
-import { clusterRunBin, MANAGE, startStack, type Stack } from '../site/services.js';
+import { MANAGE, startStack, type Stack } from '../site/services.js';
+import { importedSite, untilHit as untilHitOf } from './fixtures/site-data.js';
 
 const HOST = 'www.pixelpress.test';
 
@@ -18,12 +19,8 @@ describe('the example site behind nginx and memcached', () => {
   const manage = (...args: string[]): string => execFileSync(process.execPath, [MANAGE, ...args], { env: stack?.env ?? env, encoding: 'utf8' });
 
   beforeAll(async () => {
-    data = await makeTempDir('pixelpress-test');
+    data = await importedSite('pixelpress-test', 1500, { editor: true });
     env = { ...process.env, SITE_DATA_DIR: data.path };
-    execFileSync(process.execPath, [MANAGE, 'legacy', '--rows', '1500'], { env });
-    execFileSync(process.execPath, [MANAGE, 'migrate'], { env });
-    execFileSync(process.execPath, [clusterRunBin(), '--clusters', '6', '--jobs', '2', '--log', join(data.path, 'import.log'), '--', process.execPath, MANAGE, 'import', '--cluster={}'], { env });
-    execFileSync(process.execPath, [MANAGE, 'createuser', 'ed', 'pw', 'Ed Itor'], { env });
     stack = await startStack(data.path);
   });
 
@@ -33,14 +30,7 @@ describe('the example site behind nginx and memcached', () => {
   });
 
   const get = (path: string, headers: Record<string, string> = {}) => fetchPage(stack.nginx.port, path, { host: HOST, headers });
-  const untilHit = async (path: string) => {
-    let response = await get(path);
-    for (let i = 0; i < 50 && response.headers['x-cache'] !== 'HIT'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      response = await get(path);
-    }
-    return response;
-  };
+  const untilHit = (path: string) => untilHitOf(stack, path);
   const anArticle = (): { id: number; slug: string; tag: string } => {
     const db = openDatabase(join(data.path, 'site.db'));
     const row = db.prepare('SELECT a.id, a.slug, g.slug AS tag FROM articles a JOIN article_tags t ON t.article_id = a.id JOIN tags g ON g.id = t.tag_id ORDER BY a.published_at DESC, a.id DESC LIMIT 1').get() as { id: number; slug: string; tag: string };

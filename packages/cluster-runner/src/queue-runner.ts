@@ -169,11 +169,9 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
     let fatal: unknown = null;
 
     const changes = new RunChanges();
-
     const notify = (): void => changes.notify();
 
     const stopAttempt = (attempt: RunningAttempt, reason: EndReason, signal: NodeJS.Signals): void =>
-
       stopAttemptProcesses(attempt, reason, signal, settings.graceMs);
 
     /** The lock is gone, or may expire before this runner can renew it: the cluster must stop at once. */

@@ -223,7 +223,6 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
   const notify = (): void => changes.notify();
 
   const stopAttempt = (attempt: RunningAttempt, reason: EndReason, signal: NodeJS.Signals): void =>
-
     stopAttemptProcesses(attempt, reason, signal, settings.graceMs);
 
   const stop = (reason: StopReason, signal: NodeJS.Signals | null): void => {
