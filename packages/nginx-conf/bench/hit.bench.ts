@@ -89,7 +89,8 @@ async function startSitecache(memcached: MemcachedServer, gzip: boolean, microca
     // memcached shares its core with wrk, as issue 13 measured: at full load an answer can take longer
     // than the 250 ms default, which would send a hit to the (absent) app.
     const text = edit(renderNginxConf(config, { workerProcesses: 1, accessLog: false, memcachedTimeout: '2s', ...TUNING, standalone: true, prefix }))
-      .replace('worker_processes 1;', `worker_processes 1;\n${PIN ? `worker_cpu_affinity 1${'0'.repeat(SERVER_CPU)};` : ''}`);
+      // One mask: every worker (BENCH_OPTIONS may ask for more) on the server's core.
+      .replace(/worker_processes (\d+);/, `$&\n${PIN ? `worker_cpu_affinity 1${'0'.repeat(SERVER_CPU)};` : ''}`);
     // The comparison servers go inside the same http block, served by the same worker.
     return extra ? text.replace(/\}\s*$/, `${await extra(prefix)}}\n`) : text;
   });
