@@ -52,19 +52,10 @@ export interface Stamp {
 
 /** The stamps clusters appended, in the order they happened. */
 export function readStamps(path: string): Stamp[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [what, cluster, attempt, pid] = line.split(' ');
-      return { what: what as Stamp['what'], cluster: Number(cluster), attempt: Number(attempt), pid: Number(pid) };
-    });
+  return stampLines(path).map((line) => {
+    const [what, cluster, attempt, pid] = line.split(' ');
+    return { what: what as Stamp['what'], cluster: Number(cluster), attempt: Number(attempt), pid: Number(pid) };
+  });
 }
 
 /**
@@ -144,20 +135,11 @@ export interface QueueStamp {
 }
 
 export function readQueueStamps(path: string): QueueStamp[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [what, cluster, attempt, pid, host = '', result = ''] = line.split(' ');
-      if (what === 'twice') return { what, cluster: Number(cluster), attempt: 0, pid: Number(attempt), host: pid ?? '', result: '' };
-      return { what: what as QueueStamp['what'], cluster: Number(cluster), attempt: Number(attempt), pid: Number(pid), host, result };
-    });
+  return stampLines(path).map((line) => {
+    const [what, cluster, attempt, pid, host = '', result = ''] = line.split(' ');
+    if (what === 'twice') return { what, cluster: Number(cluster), attempt: 0, pid: Number(attempt), host: pid ?? '', result: '' };
+    return { what: what as QueueStamp['what'], cluster: Number(cluster), attempt: Number(attempt), pid: Number(pid), host, result };
+  });
 }
 
 /**
@@ -197,4 +179,15 @@ export function peakConcurrency(stamps: readonly QueueStamp[], hosts?: ReadonlyS
     else if (stamp.what === 'end') running -= 1;
   }
   return peak;
+}
+
+/** The lines clusters appended to a stamp file, none before the first cluster wrote one. */
+function stampLines(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter(Boolean);
 }
