@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { cacheKey } from '@sitecache/cache-key';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
 import { makeTempDir, requireBinary, startMemcached, type MemcachedServer } from '@sitecache/test-services';
-import { createPageStore, pageCache } from '../src/index.js';
+import { pageCache } from '../src/index.js';
+import { putRate } from './put-rate.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const GRACE_ONLY = process.argv.includes('--grace');
@@ -179,25 +180,6 @@ async function cpuOf<T>(work: () => Promise<T>): Promise<[T, number]> {
   return [result, used.user + used.system];
 }
 
-/** Puts per second, and this process's CPU microseconds per stored page (steadier than a rate on a busy machine). */
-async function storeWriter(config: SitecacheConfig, pages: { url: string; body: Buffer }[], inFlight: number, ms: number): Promise<[number, number]> {
-  const store = createPageStore(config, { logger: { warn: () => undefined } });
-  const start = process.cpuUsage();
-  let stored = 0;
-  let next = 0;
-  const end = Date.now() + ms;
-  const worker = async (): Promise<void> => {
-    while (Date.now() < end) {
-      const page = pages[next++ % pages.length] as { url: string; body: Buffer };
-      if ((await store.put(page.url, page.body)).stored) stored++;
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  const used = process.cpuUsage(start);
-  await store.close();
-  return [(stored * 1000) / ms, (used.user + used.system) / Math.max(1, stored)];
-}
-
 async function writer(memcached: MemcachedServer, config: SitecacheConfig): Promise<[number, number]> {
   const pages = Array.from({ length: 1000 }, (_, i) => {
     const url = `https://${HOST}/writer/${i}`;
@@ -207,7 +189,7 @@ async function writer(memcached: MemcachedServer, config: SitecacheConfig): Prom
   const ours: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     raw.push(await rawWriter(memcached.address, pages, CONNECTIONS, SECONDS * 1000));
-    ours.push((await storeWriter(config, pages, CONNECTIONS, SECONDS * 1000))[0]);
+    ours.push((await putRate(config, pages, CONNECTIONS, SECONDS * 1000))[0]);
   }
   return [median(raw), median(ours)];
 }
@@ -223,8 +205,8 @@ async function writerGrace(memcached: MemcachedServer, off: SitecacheConfig, on:
   const withGrace: [number, number][] = [];
   for (let round = 0; round < ROUNDS; round++) {
     raw.push(await rawWriter(memcached.address, pages, CONNECTIONS, SECONDS * 1000));
-    without.push(await storeWriter(off, pages, CONNECTIONS, SECONDS * 1000));
-    withGrace.push(await storeWriter(on, pages, CONNECTIONS, SECONDS * 1000));
+    without.push(await putRate(off, pages, CONNECTIONS, SECONDS * 1000));
+    withGrace.push(await putRate(on, pages, CONNECTIONS, SECONDS * 1000));
   }
   const pair = (rows: [number, number][]): [number, number] => [median(rows.map((r) => r[0])), median(rows.map((r) => r[1]))];
   return [median(raw), pair(without), pair(withGrace)];

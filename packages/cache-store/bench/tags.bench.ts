@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
 import { startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import { createPageStore } from '../src/index.js';
+import { putRate } from './put-rate.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -35,26 +36,6 @@ function tagsOf(i: number, count: number): string[] {
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
-
-/** Puts per second with `tags` tags per page, and this process's CPU microseconds per stored page. */
-async function stores(config: SitecacheConfig, pages: { url: string; body: Buffer }[], tags: number, ms: number): Promise<[number, number]> {
-  const store = createPageStore(config, { logger: { warn: () => undefined } });
-  const start = process.cpuUsage();
-  let stored = 0;
-  let next = 0;
-  const end = Date.now() + ms;
-  const worker = async (): Promise<void> => {
-    while (Date.now() < end) {
-      const i = next++ % pages.length;
-      const page = pages[i] as { url: string; body: Buffer };
-      if ((await store.put(page.url, page.body, tags === 0 ? {} : { tags: tagsOf(i, tags) })).stored) stored++;
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  const used = process.cpuUsage(start);
-  await store.close();
-  return [(stored * 1000) / ms, (used.user + used.system) / Math.max(1, stored)];
-}
 
 /** Stores `count` small pages carrying `tag` (and one tag of their own), then times one purge of the tag. */
 async function purgeTime(config: SitecacheConfig, count: number, tag: string): Promise<{ ms: number; purged: number; perServer: string }> {
@@ -95,7 +76,7 @@ async function main(): Promise<void> {
     });
     const rows = new Map<number, [number, number][]>(TAG_COUNTS.map((n) => [n, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const tags of TAG_COUNTS) rows.get(tags)?.push(await stores(config(0), pages, tags, SECONDS * 1000));
+      for (const tags of TAG_COUNTS) rows.get(tags)?.push(await putRate(config(0), pages, IN_FLIGHT, SECONDS * 1000, (i) => (tags === 0 ? {} : { tags: tagsOf(i, tags) })));
     }
     const rate = (tags: number): number => median((rows.get(tags) ?? []).map((r) => r[0]));
     const cpu = (tags: number): number => median((rows.get(tags) ?? []).map((r) => r[1]));
