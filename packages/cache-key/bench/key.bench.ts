@@ -1,6 +1,7 @@
 // pnpm bench:key: keys per second of requestKey against a bare crypto.createHash('md5') over the
 // same key sources, measured side by side in alternating rounds of one run (the machine is noisy;
 // the ratio is what counts). Target: requestKey at least 0.8x the bare md5.
+// `--smoke` checks that the benchmark still runs (one short round) without judging the figure.
 import { createHash } from 'node:crypto';
 import { requestKey } from '@sitecache/cache-key';
 
@@ -12,8 +13,9 @@ const requests = HOSTS.flatMap((host) => PATHS.map((url) => ({ url, headers: { h
 // The bare baseline hashes the very string nginx hashes, already built: no parsing, no normalizing.
 const sources = requests.map((req) => `https://${req.headers.host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '')}${req.url}`);
 
-const ROUNDS = 7;
-const PER_ROUND = 200_000;
+const SMOKE = process.argv.includes('--smoke');
+const ROUNDS = SMOKE ? 1 : 7;
+const PER_ROUND = SMOKE ? 20_000 : 200_000;
 
 function timeIt(each: (i: number) => string): number {
   let sink = 0;
@@ -53,7 +55,8 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)] as number;
 console.log(`median ratio requestKey / bare md5: ${median.toFixed(2)} (target >= 0.80) ${median >= 0.8 ? 'MET' : 'NOT MET'}`);
-process.exitCode = median >= 0.8 ? 0 : 1;
+// A smoke run is too short to judge the target: it only shows the benchmark still works.
+process.exitCode = SMOKE || median >= 0.8 ? 0 : 1;
 
 function fmt(n: number): string {
   return `${(n / 1000).toFixed(0)}k`;

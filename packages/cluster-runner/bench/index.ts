@@ -9,7 +9,8 @@
  *              against the local mode on one, K=3 each: the queue's cost per cluster; then 300
  *              clusters of 100 ms (`sleep 0.1`) at K=3 on 1, 2 and 3 runners: how throughput scales
  * `--queue-only` runs only the last. BENCH_ROUNDS, BENCH_CLUSTERS, BENCH_BIG_CLUSTERS,
- * BENCH_STARTUP_CLUSTERS, BENCH_QUEUE_CLUSTERS and BENCH_SCALE_CLUSTERS scale it down.
+ * BENCH_STARTUP_CLUSTERS, BENCH_QUEUE_CLUSTERS and BENCH_SCALE_CLUSTERS scale it down; `--smoke`
+ * scales every part down at once (one round, a few hundred clusters) to check it still runs.
  */
 import { execFile } from 'node:child_process';
 import { rmSync, statSync, writeFileSync } from 'node:fs';
@@ -17,12 +18,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir, requireBinary, startRedis } from '@sitecache/test-services';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 2_000);
-const BIG_CLUSTERS = Number(process.env.BENCH_BIG_CLUSTERS ?? 100_000);
-const STARTUP_CLUSTERS = Number(process.env.BENCH_STARTUP_CLUSTERS ?? 1_000);
-const QUEUE_CLUSTERS = Number(process.env.BENCH_QUEUE_CLUSTERS ?? 5_000);
-const SCALE_CLUSTERS = Number(process.env.BENCH_SCALE_CLUSTERS ?? 300);
+const SMOKE = process.argv.includes('--smoke');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
+const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? (SMOKE ? 200 : 2_000));
+const BIG_CLUSTERS = Number(process.env.BENCH_BIG_CLUSTERS ?? (SMOKE ? 2_000 : 100_000));
+const STARTUP_CLUSTERS = Number(process.env.BENCH_STARTUP_CLUSTERS ?? (SMOKE ? 30 : 1_000));
+const QUEUE_CLUSTERS = Number(process.env.BENCH_QUEUE_CLUSTERS ?? (SMOKE ? 200 : 5_000));
+const SCALE_CLUSTERS = Number(process.env.BENCH_SCALE_CLUSTERS ?? (SMOKE ? 30 : 300));
 const QUEUE_ONLY = process.argv.includes('--queue-only');
 const JOBS = 3;
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
