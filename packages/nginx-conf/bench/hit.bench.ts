@@ -27,16 +27,15 @@ import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { renderNginxConf, renderNjsKeyModule, type RenderOptions } from '@sitecache/nginx-conf';
 import {
   freePort,
-  makeTempDir,
   memcachedSet,
   requireBinary,
   sendRaw,
-  spawnService,
   startMemcached,
   startNginx,
-  waitForListener,
+  startVarnish,
   type MemcachedServer,
   type NginxServer,
+  type VarnishServer,
 } from '@sitecache/test-services';
 
 const run = promisify(execFile);
@@ -121,36 +120,14 @@ async function startOrigin(): Promise<Server> {
  * of the origin for an hour. With gzip support off it passes the client's (absent) Accept-Encoding
  * on and stores the plain page; on, it stores the gzip the origin sends.
  */
-async function startVarnish(origin: number, gzip: boolean): Promise<{ port: number; stop(): Promise<void> }> {
-  const varnishd = requireBinary('varnishd');
-  const dir = await makeTempDir('varnish');
-  const port = await freePort();
-  const vcl = join(dir.path, 'bench.vcl');
-  await writeFile(
-    vcl,
-    [
-      'vcl 4.1;',
-      `backend origin { .host = "127.0.0.1"; .port = "${origin}"; }`,
-      'sub vcl_recv { unset req.http.Cookie; return (hash); }',
-      'sub vcl_backend_response { set beresp.ttl = 1h; }',
-      '',
-    ].join('\n'),
-  );
-  const args = ['-F', '-n', join(dir.path, 'work'), '-a', `127.0.0.1:${port}`, '-f', vcl, '-s', 'malloc,64m', '-p', 'thread_pools=1', '-p', `http_gzip_support=${gzip ? 'on' : 'off'}`];
-  const varnish = PIN ? spawnService('taskset', ['-c', String(SERVER_CPU), varnishd, ...args]) : spawnService(varnishd, args);
-  try {
-    await waitForListener({ host: '127.0.0.1', port }, 20_000, () => varnish.alive());
-  } catch (error) {
-    await varnish.stop();
-    throw new Error(`varnishd did not start: ${(error as Error).message}\n${varnish.stderr()}`, { cause: error });
-  }
-  return {
-    port,
-    async stop() {
-      await varnish.stop();
-      await dir.remove();
-    },
-  };
+async function startBenchVarnish(origin: number, gzip: boolean): Promise<VarnishServer> {
+  return startVarnish({
+    backends: origin,
+    mallocMb: 64,
+    vcl: ['sub vcl_recv { unset req.http.Cookie; return (hash); }', 'sub vcl_backend_response { set beresp.ttl = 1h; }'].join('\n'),
+    parameters: { thread_pools: 1, http_gzip_support: gzip ? 'on' : 'off' },
+    ...(PIN ? { cpuList: String(SERVER_CPU) } : {}),
+  });
 }
 
 async function group(title: string, gzip: boolean): Promise<Map<string, number[]>> {
@@ -171,7 +148,7 @@ async function group(title: string, gzip: boolean): Promise<Map<string, number[]
     stops.unshift(async () => nginx.stop());
     const micro = await startSitecache(memcached, gzip, 1);
     stops.unshift(async () => micro.stop());
-    const varnish = await startVarnish(ports.origin, gzip);
+    const varnish = await startBenchVarnish(ports.origin, gzip);
     stops.unshift(async () => varnish.stop());
     const unlocked = process.env.BENCH_LOCK === '1' ? await startSitecache(memcached, gzip, 1, undefined, (text) => text.replace(/proxy_cache_valid 200 1s;/g, 'proxy_cache_valid 200 1s;\n            proxy_cache_lock on;')) : undefined;
     if (unlocked) stops.unshift(async () => unlocked.stop());

@@ -9,6 +9,8 @@ const INSTALL: Record<string, string> = {
   parallel: 'apt-get install -y parallel',
   'redis-server': 'apt-get install -y redis-server',
   chromium: 'apt-get install -y chromium',
+  varnishd: 'apt-get install -y varnish',
+  varnishstat: 'apt-get install -y varnish',
 };
 
 /** A binary a test needs is not installed. Never a skip: the message says how to install it. */

@@ -5,5 +5,6 @@ export { spawnService, type ServiceProcess } from './process.js';
 export { startMemcached, type MemcachedServer, type MemcachedOptions } from './memcached.js';
 export { startNginx, type NginxServer, type NginxSlot } from './nginx.js';
 export { startRedis, type RedisServer, type RedisOptions } from './redis.js';
+export { startVarnish, type VarnishServer, type VarnishOptions } from './varnish.js';
 export { sendRaw, type RawResponse } from './raw-http.js';
 export { memcachedGet, memcachedSet, memcachedCommand, type StoredItem } from './memcached-wire.js';
