@@ -1,13 +1,13 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
 import { cacheKey, requestKey, type RequestLike } from '@sitecache/cache-key';
 import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
 import { createHashRing, GZIP_FLAG, memcachedExptime, staleKeyConfig, type HashRing } from '@sitecache/nginx-model';
 import { MemcacheClient } from 'memcache-client';
 import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
 import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
+import { PageGzip } from './page-gzip.js';
 import { pageTtl, type SkipReason } from './policy.js';
 import { appendCommands, entryKey, entryKeysToRead, entryText, generationKey, readEntry, tagHash, tagMarkKey } from './tag-index.js';
 import { checkTags, MAX_TAGS_PER_PAGE, tagProblem } from './tags.js';
@@ -474,6 +474,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   /** Each server's count of purges by tag. */
   private readonly generationKey: string;
   private readonly tagHashes = new Map<string, string>();
+  private readonly gzipper: PageGzip;
 
   constructor(
     readonly config: SitecacheConfig,
@@ -488,6 +489,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     this.metrics = new MetricsRecorder(config.memcached);
     this.warnings = new WarningLog(options.logger, options.logIntervalMs);
     for (const server of config.memcached) this.slots.set(server, new ServerSlot(server, options, this.metrics, this.warnings));
+    this.gzipper = new PageGzip(options.gzipLevel, options.maxItemBytes);
   }
 
   keyFor(page: PageAddress): string {
@@ -576,7 +578,12 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     // Compressed in this thread: zlib's thread pool would compete for the same cores anyway, and
     // pages waiting for it pile up until the in-flight bound drops them (measured: a third of the
     // pages of a saturated miss path went unstored).
-    const value = this.config.gzip ? gzipSync(raw, { level: this.options.gzipLevel }) : raw;
+    let value: string | Buffer = raw;
+    if (this.config.gzip) {
+      const gzipped = this.gzipper.gzip(raw, limit);
+      if (gzipped === undefined) return skip('too-large');
+      value = gzipped;
+    }
     const length = typeof value === 'string' ? rawLength : value.length;
     if (length > limit) return skip('too-large');
     const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
@@ -906,6 +913,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     }
     const abandoned = this.writing.size;
     for (const slot of this.slots.values()) slot.shutDown();
+    this.gzipper.close();
     if (abandoned > 0) {
       this.warnings.say(
         `sitecache: closed with ${abandoned} page${abandoned === 1 ? '' : 's'} still unanswered by memcached after ${this.options.closeTimeoutMs} ms (closeTimeoutMs); not stored`,
