@@ -6,7 +6,7 @@ import { BodyCapture } from './body-capture.js';
 import type { PageCacheMetrics } from './metrics.js';
 import { LOOKUP_FAILED, PageCache, type Admission, type PageCacheOptions, type RouteRule } from './page-cache.js';
 import type { PageStore } from './page-store.js';
-import { captureSurrogateKey, pageTags, tagPage } from './tags.js';
+import { captureSurrogateKey, tagPage } from './tags.js';
 
 export interface FastifyPageCacheOptions extends PageCacheOptions {
   /**
@@ -50,7 +50,8 @@ interface RequestState {
 /**
  * The page cache as a Fastify plugin. Its hooks: onRequest answers hits (serveFromCache),
  * followers of a concurrent render and, while another process renders, the stale copy; onSend
- * copies the body; the raw response's finish stores it.
+ * copies the body; the raw response's writeHead applies what the status and headers decide, and
+ * its finish stores the page.
  * It applies to the whole instance it is registered on. The store closes with the instance.
  */
 export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = Object.assign(
@@ -98,20 +99,18 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
       if ('send' in outcome) return reply.code(outcome.send.status).headers(outcome.send.headers).send(outcome.send.body);
       state.served = false;
       state.body = new BodyCapture(cache.maxBodyBytes);
-      let finished = false;
-      reply.raw.once('finish', () => {
-        finished = true;
-        cache.finish(admission, outcome.render, {
-          finished: true,
-          status: reply.statusCode,
-          headers: reply.getHeaders() as OutgoingHttpHeaders,
-          body: state.body && !state.body.overflowed ? state.body.body() : undefined,
-          tags: pageTags(tags.value(), tags.untaggable()),
-        });
-      });
-      reply.raw.once('close', () => {
-        if (!finished) cache.finish(admission, outcome.render, { finished: false, status: reply.statusCode, headers: {}, body: undefined, tags: { tags: [] } });
-      });
+      // Fastify passes its headers to the raw writeHead; the reply's are read only for a head sent otherwise.
+      cache.follow(
+        admission,
+        outcome.render,
+        reply.raw,
+        tags,
+        {
+          body: () => (state.body && !state.body.overflowed ? state.body.body() : undefined),
+          stop: () => (state.body = undefined),
+        },
+        () => reply.getHeaders() as OutgoingHttpHeaders,
+      );
       return undefined;
     };
 
@@ -125,11 +124,10 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
         return payload;
       }
       if (payload && typeof (payload as Readable).pipe === 'function') {
-        // A stream: copy its chunks as they pass, within the size guard.
-        const body = state.body;
+        // A stream: copy its chunks as they pass, within the size guard, until its page is refused.
         const copy = new Transform({
           transform(chunk: Buffer, _encoding, callback) {
-            body.write(chunk);
+            state.body?.write(chunk);
             callback(null, chunk);
           },
         });

@@ -6,7 +6,7 @@ import type { PageCacheMetrics } from './metrics.js';
 import { LOOKUP_FAILED, PageCache, type Admission, type AdmittedRequest, type PageCacheOptions, type Render } from './page-cache.js';
 import type { PageStore } from './page-store.js';
 import type { SharedResponse } from './single-flight.js';
-import { captureSurrogateKey, pageTags, type TagCapture } from './tags.js';
+import { captureSurrogateKey, type TagCapture } from './tags.js';
 
 /** Connect's `next`: called with no argument to hand the request on. */
 export type NextFunction = (error?: unknown) => void;
@@ -23,8 +23,9 @@ export interface PageCacheMiddleware {
 }
 
 /**
- * The page-cache middleware: the response goes out untouched (plus `X-Cache: MISS`), and once it
- * has finished a page that nginx may serve to anyone is stored where nginx reads it.
+ * The page-cache middleware: the response goes out untouched (plus `X-Cache: MISS`); a page its
+ * status and headers refuse is let go as its head is sent, and once the response has finished a
+ * page that nginx may serve to anyone is stored where nginx reads it.
  * @param config sitecache.config.json's object as written, or what `loadConfig`/`parseConfig` returned.
  * @throws ConfigError naming a bad config field, CacheStoreOptionError for a bad option,
  * UnsupportedServerError for a server memcache-client cannot reach.
@@ -82,39 +83,36 @@ function sendShared(res: ServerResponse, shared: SharedResponse): void {
 
 type Writer = (...args: unknown[]) => unknown;
 
-/** Wraps write and end to keep a copy of the body, and hands the finished response to the cache. */
+/**
+ * Copies the body as the app writes it, through wrappers of write and end, for as long as the
+ * cache follows the response: a page refused as its head goes out is not copied at all.
+ */
 function capture(cache: PageCache, admission: Admission, render: Render, res: ServerResponse, tags: TagCapture): void {
-  const body = new BodyCapture(cache.maxBodyBytes);
+  let body: BodyCapture | undefined = new BodyCapture(cache.maxBodyBytes);
   const target = res as unknown as { write: Writer; end: Writer };
   const write = target.write;
   const end = target.end;
-  target.write = function (this: unknown, ...args: unknown[]) {
-    const bytes = body.write(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+  const copyingWrite = function (this: unknown, ...args: unknown[]) {
+    const bytes = body?.write(args[0], typeof args[1] === 'string' ? args[1] : undefined);
     if (bytes !== undefined) args[0] = bytes; // the same bytes, encoded once
     return Reflect.apply(write, this, args);
   };
-  target.end = function (this: unknown, ...args: unknown[]) {
+  const copyingEnd = function (this: unknown, ...args: unknown[]) {
     if (typeof args[0] !== 'function') {
-      const bytes = body.end(args[0], typeof args[1] === 'string' ? args[1] : undefined);
+      const bytes = body?.end(args[0], typeof args[1] === 'string' ? args[1] : undefined);
       if (bytes !== undefined) args[0] = bytes;
     }
     return Reflect.apply(end, this, args);
   };
-  let done = false;
-  const finish = (finished: boolean): void => {
-    if (done) return;
-    done = true;
-    target.write = write;
-    target.end = end;
-    cache.finish(admission, render, {
-      finished,
-      status: res.statusCode,
-      headers: res.getHeaders(),
-      body: body.overflowed ? undefined : body.body(),
-      tags: pageTags(tags.value(), tags.untaggable()),
-    });
-  };
-  // 'finish' comes before 'close' for a response that went out whole; 'close' alone means it did not.
-  res.once('finish', () => finish(true));
-  res.once('close', () => finish(false));
+  target.write = copyingWrite;
+  target.end = copyingEnd;
+  cache.follow(admission, render, res, tags, {
+    body: () => (body && !body.overflowed ? body.body() : undefined),
+    stop: () => {
+      body = undefined;
+      // Node's own again, unless something wrapped them since: then ours pass the chunks through.
+      if (target.write === copyingWrite) target.write = write;
+      if (target.end === copyingEnd) target.end = end;
+    },
+  });
 }

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { requestKey, type RequestLike } from '@sitecache/cache-key';
 import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
 import { servedContentType } from '@sitecache/nginx-model';
@@ -6,9 +6,9 @@ import { cachedResponse, type CachedResponse } from './cached-response.js';
 import { CacheStoreOptionError } from './errors.js';
 import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
 import { createPageStore, internalsOf, type Claim, type PageStore, type PageStoreInternals, type PageStoreOptions } from './page-store.js';
-import { headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
+import { bodyRefusal, headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
 import { SingleFlight, type Flight, type FlightAnswer, type SharedResponse } from './single-flight.js';
-import type { PageTags } from './tags.js';
+import { pageTags, type PageTags, type TagCapture } from './tags.js';
 import type { WarningLog } from './warnings.js';
 
 /** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
@@ -64,15 +64,23 @@ export interface Render {
 /** What becomes of a miss: another render's answer to send, or a render of its own. */
 export type MissOutcome = { readonly send: SharedResponse } | { readonly render: Render };
 
-/** What a finished (or abandoned) response looked like. */
-export interface FinishedResponse {
-  readonly finished: boolean;
+/**
+ * How an adapter copies the body of a response it follows: the write/end wrappers of node:http,
+ * Fastify's onSend.
+ */
+export interface BodyCopy {
+  /** The body copied so far, or undefined when it outgrew the size guard. */
+  body(): Buffer | undefined;
+  /** Stops copying and lets go of what was copied: the page was refused, or the response is over. */
+  stop(): void;
+}
+
+/** The head of a response the policy let through: the page is stored if its body passes too. */
+interface AcceptedHead {
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
-  /** The captured body, or undefined when it outgrew the size guard or could not be captured. */
-  readonly body: Buffer | undefined;
-  /** Its tags, from the Surrogate-Key header the adapter took off the response. */
-  readonly tags: PageTags;
+  /** Seconds the page lives, from the headers as they went out. */
+  readonly ttl: number;
 }
 
 // Framing and connection headers belong to one response, never to a copy handed to another request;
@@ -282,44 +290,109 @@ export class PageCache {
   }
 
   /**
-   * After the response went out: applies the response policy, hands a shareable page to the
-   * followers, and stores it off the response path; then lets go of the render lock. Never throws.
+   * Follows the response of a render this request leads, from its head to its end. As the head
+   * goes out, applies what the status and headers decide: a page refused then is counted, its
+   * copy stops, the requests waiting for it render at once and its render lock is let go, however
+   * long the response goes on after (a stream of events, a long poll, a slow body). Once the
+   * response is over, applies what only its end decides (aborted, too large, a tag given too
+   * late), hands the page to the requests waiting for it and stores it off the response path.
+   * Never throws.
+   * @param headers the response's headers as a whole, read only for a head that went out without
+   * writeHead (nothing in Node does that; the end of the response then decides it)
    */
-  finish(admission: Admission, render: Render, response: FinishedResponse): void {
-    const { flight, claim } = render;
-    const release = (): void => {
-      if (claim?.lock === 'taken' && admission.key !== undefined) void this.internals.release(admission.key);
+  follow(admission: Admission, render: Render, res: ServerResponse, tags: TagCapture, copy: BodyCopy, headers = (): OutgoingHttpHeaders => res.getHeaders()): void {
+    let decided = false;
+    let over = false;
+    let head: AcceptedHead | undefined;
+    const decide = (status: number, sent: () => OutgoingHttpHeaders): void => {
+      if (decided) return;
+      decided = true;
+      head = this.acceptHead(admission, render, status, sent, tags);
+      if (head) return;
+      over = true;
+      copy.stop();
     };
-    let ttl: number;
+    onHead(res, decide);
+    const end = (finished: boolean): void => {
+      if (finished) decide(res.statusCode, headers);
+      if (over) return;
+      over = true;
+      const body = copy.body();
+      copy.stop();
+      this.acceptBody(admission, render, head, { finished, body }, tags);
+    };
+    // 'finish' comes before 'close' for a response that went out whole; 'close' alone means it did not.
+    res.once('finish', () => end(true));
+    res.once('close', () => end(false));
+  }
+
+  /**
+   * What the status and headers decide, as the head goes out: the head to store the page with,
+   * or undefined for a page refused (counted, its flight and render lock let go). Never throws.
+   */
+  private acceptHead(admission: Admission, render: Render, status: number, sent: () => OutgoingHttpHeaders, tags: TagCapture): AcceptedHead | undefined {
     try {
       const now = Date.now();
+      const headers = sent();
       const servedType = servedContentType(this.config.contentTypes, admission.page.url ?? '/');
-      let refusal: SkipReason | undefined;
-      if (!response.finished) refusal = 'aborted';
-      else if (servedType === undefined) refusal = 'invalid-request';
-      else refusal = responseRefusal(response, now, servedType, this.config) ?? (response.body ? undefined : 'too-large');
-      if (refusal === undefined && 'problem' in response.tags) refusal = 'tags';
-      if (refusal !== undefined) {
-        this.recorder.recordSkipped(refusal);
-        if (refusal === 'headers') this.warnHeaders(response.headers);
-        if ('problem' in response.tags && refusal === 'tags') {
-          this.warnings.warn('tags', `sitecache: a page with tags sitecache cannot index is not stored (reason "tags"): ${response.tags.problem}`);
-        }
-        flight?.settle(undefined);
-        release();
-        return;
-      }
-      ttl = pageTtl(response.headers, this.config.ttl, admission.ttl, now);
+      const page = pageTags(tags.value(), tags.untaggable());
+      let refusal = servedType === undefined ? 'invalid-request' : responseRefusal({ status, headers }, now, servedType, this.config);
+      if (refusal === undefined && 'problem' in page) refusal = 'tags';
+      if (refusal === undefined) return { status, headers, ttl: pageTtl(headers, this.config.ttl, admission.ttl, now) };
+      this.refuseRender(admission, render, refusal, headers, page);
     } catch (error) {
       this.fail('reading the response', error);
-      flight?.settle(undefined);
-      release();
-      return;
+      this.letGo(admission, render);
     }
-    const body = response.body as Buffer;
-    flight?.settle({ status: response.status, headers: shareable(response.headers), body });
-    const tags = 'tags' in response.tags ? response.tags.tags : [];
-    setImmediate(() => void this.put(admission.page, body, ttl, tags, claim).finally(release));
+    return undefined;
+  }
+
+  /**
+   * What the end of the response decides, for a head that passed (none: it never went out, the
+   * response was aborted); then the page goes to its followers and to memcached. Never throws.
+   */
+  private acceptBody(admission: Admission, render: Render, head: AcceptedHead | undefined, end: { readonly finished: boolean; readonly body: Buffer | undefined }, tags: TagCapture): void {
+    try {
+      const page = pageTags(tags.value(), tags.untaggable());
+      if (head === undefined) {
+        this.refuseRender(admission, render, 'aborted', {}, page);
+        return;
+      }
+      // A tag given after the head went out keeps the page out: it is never stored without it.
+      const refusal = bodyRefusal(end) ?? ('problem' in page ? 'tags' : undefined);
+      const body = end.body;
+      if (refusal !== undefined || body === undefined) {
+        this.refuseRender(admission, render, refusal ?? 'too-large', head.headers, page);
+        return;
+      }
+      render.flight?.settle({ status: head.status, headers: shareable(head.headers), body });
+      const { claim } = render;
+      const tagList = 'tags' in page ? page.tags : [];
+      setImmediate(() => void this.put(admission.page, body, head.ttl, tagList, claim).finally(() => this.releaseLock(admission, render)));
+    } catch (error) {
+      this.fail('reading the response', error);
+      this.letGo(admission, render);
+    }
+  }
+
+  /** Counts a refused page and names what kept it out; the requests waiting for it render themselves. */
+  private refuseRender(admission: Admission, render: Render, refusal: SkipReason, headers: OutgoingHttpHeaders, tags: PageTags): void {
+    this.recorder.recordSkipped(refusal);
+    if (refusal === 'headers') this.warnHeaders(headers);
+    if (refusal === 'tags' && 'problem' in tags) {
+      this.warnings.warn('tags', `sitecache: a page with tags sitecache cannot index is not stored (reason "tags"): ${tags.problem}`);
+    }
+    this.letGo(admission, render);
+  }
+
+  /** No page from this render: the requests waiting for it in this process and in others render themselves now. */
+  private letGo(admission: Admission, render: Render): void {
+    render.flight?.settle(undefined);
+    this.releaseLock(admission, render);
+  }
+
+  private releaseLock(admission: Admission, render: Render): void {
+    if (render.claim?.lock === 'taken' && admission.key !== undefined) void this.internals.release(admission.key);
   }
 
   /** Names the first header that kept a page out, once per header name per interval. */
@@ -377,4 +450,42 @@ function bool(option: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw new CacheStoreOptionError(option, 'true or false', value);
   return value;
+}
+
+/**
+ * Calls `sent` as the head of `res` goes out: in writeHead, which Node calls itself for a response
+ * written without it (its first write or end, flushHeaders), and Fastify with its headers. Called
+ * once writeHead has returned, so the status and the headers are those sent, and an error in the
+ * call (headers sent twice, say) is the app's as before.
+ */
+function onHead(res: ServerResponse, sent: (status: number, headers: () => OutgoingHttpHeaders) => void): void {
+  const writeHead = res.writeHead as (...args: unknown[]) => ServerResponse;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    const result = Reflect.apply(writeHead, this, args);
+    sent(res.statusCode, () => sentHeaders(res, args));
+    return result;
+  } as ServerResponse['writeHead'];
+}
+
+/**
+ * The headers writeHead sent: those set on the response, with those passed to it over them, as
+ * Node merges them. Node shows the passed ones through getHeaders only when some were set before
+ * (Fastify sets none on the raw response), so they are read from the call either way.
+ */
+function sentHeaders(res: ServerResponse, args: readonly unknown[]): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ...res.getHeaders() };
+  const given = args[typeof args[1] === 'string' ? 2 : 1];
+  if (Array.isArray(given)) {
+    // The raw form, [name, value, name, value, ...]: a name passed replaces the response's own, and repeats add up.
+    const passed: Record<string, string[]> = {};
+    for (let i = 0; i + 1 < given.length; i += 2) {
+      const name = String(given[i]).toLowerCase();
+      const value: unknown = given[i + 1];
+      (passed[name] ??= []).push(...(Array.isArray(value) ? value.map(String) : [String(value)]));
+    }
+    for (const [name, values] of Object.entries(passed)) headers[name] = values.length === 1 ? values[0] : values;
+  } else if (given !== null && typeof given === 'object') {
+    for (const [name, value] of Object.entries(given as OutgoingHttpHeaders)) headers[name.toLowerCase()] = value;
+  }
+  return headers;
 }

@@ -239,7 +239,9 @@ export function requestPolicy(config: SitecacheConfig): RequestPolicy {
 }
 
 /**
- * Why this response must not be stored, or undefined when nginx may serve its body to anyone.
+ * Why this response must not be stored, or undefined when nginx may serve its body to anyone:
+ * everything its status and headers decide, so the middleware applies it as the head goes out
+ * (`bodyRefusal` decides the rest once the response is over).
  * Cache-Control is read as tokens, case-insensitively, qualified forms included; s-maxage
  * governs a shared cache, so it decides before max-age does. Last, every header outside
  * `PER_RESPONSE_HEADERS` must be one of `hits.hitHeaders` with the same value ("headers"):
@@ -271,6 +273,23 @@ export function responseRefusal(
   if (encoding !== '' && encoding !== 'identity') return 'content-encoding';
   if (headerDifferences(headers, hits).length > 0) return 'headers';
   return undefined;
+}
+
+/** What only the end of a response tells: whether it went out whole, and the body it sent. */
+export interface BodyFacts {
+  /** False when the response never finished (the client went away, or the app failed mid-body). */
+  readonly finished: boolean;
+  /** The body as copied, or undefined when it outgrew the size guard. */
+  readonly body: Uint8Array | undefined;
+}
+
+/**
+ * Why a page whose head `responseRefusal` let through is still not stored, or undefined: the
+ * half of the policy that waits for the end of the response.
+ */
+export function bodyRefusal(end: BodyFacts): 'aborted' | 'too-large' | undefined {
+  if (!end.finished) return 'aborted';
+  return end.body === undefined ? 'too-large' : undefined;
 }
 
 /**
