@@ -27,7 +27,16 @@ export interface PageStoreOptions {
   retryIntervalMs?: number;
   /** memcached's item size limit (its `-I`): larger pages are skipped as "too-large". Default 1048576. */
   maxItemBytes?: number;
-  /** Commands in flight per server; past this a write is skipped as "busy", never queued. Default 64. */
+  /**
+   * Bytes of pages being written to one server at once, as stored (after gzip; a stale copy counts
+   * on its own server); past this a put is skipped as "busy", never queued. A page larger than this
+   * goes only when nothing else is being written there. Default 8388608 (8 MiB).
+   */
+  maxQueuedBytesPerServer?: number;
+  /**
+   * Commands in flight per server, a bound besides the bytes for pages too small to reach it;
+   * past this a write is skipped as "busy", never queued. Default 1024.
+   */
   maxPendingPerServer?: number;
   /** TCP connections kept per server for writing pages (one more carries the render lock and purge markers). Default 2. */
   connectionsPerServer?: number;
@@ -257,7 +266,8 @@ const DEFAULTS = {
   commandTimeoutMs: 250,
   retryIntervalMs: 1000,
   maxItemBytes: 1024 * 1024,
-  maxPendingPerServer: 64,
+  maxQueuedBytesPerServer: 8 * 1024 * 1024,
+  maxPendingPerServer: 1024,
   connectionsPerServer: 2,
   gzipLevel: 1,
   logIntervalMs: 10_000,
@@ -324,6 +334,7 @@ function resolveOptions(options: PageStoreOptions): ResolvedOptions {
   positive('commandTimeoutMs');
   positive('retryIntervalMs');
   positive('maxItemBytes', 1024);
+  positive('maxQueuedBytesPerServer');
   positive('maxPendingPerServer');
   positive('connectionsPerServer');
   positive('logIntervalMs');
@@ -347,6 +358,8 @@ class ServerSlot {
    */
   readonly control: MemcacheClient;
   pending = 0;
+  /** Bytes of the pages being written: what the runs in flight were given as `bytes`. */
+  queuedBytes = 0;
   private downUntil = 0;
   private probing = false;
   private shut = false;
@@ -375,9 +388,10 @@ class ServerSlot {
    * Runs `command` (`commands` memcached commands one after the other) unless the server failed
    * recently or has too much in flight. Resolves by connect + `commands` x command timeout at the
    * latest, whatever the client does. On the `control` connection it is never refused as busy:
-   * those commands are small, and as many as the requests waiting on them.
+   * those commands are small, and as many as the requests waiting on them. `bytes` are those of
+   * the page it writes, held until the client lets go of the command.
    */
-  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true, commands = 1, lane: 'pages' | 'control' = 'pages'): Promise<Outcome<T>> {
+  async run<T>(command: (client: MemcacheClient) => Promise<T>, guard = true, commands = 1, lane: 'pages' | 'control' = 'pages', bytes = 0): Promise<Outcome<T>> {
     if (this.shut) return { ok: false, reason: 'closed' };
     const now = Date.now();
     let probe = false;
@@ -388,13 +402,15 @@ class ServerSlot {
         if (this.probing) return { ok: false, reason: 'server-down' };
         this.probing = probe = true;
       }
-      if (lane === 'pages' && this.pending >= this.options.maxPendingPerServer) {
+      const full = this.pending >= this.options.maxPendingPerServer || (this.queuedBytes > 0 && this.queuedBytes + bytes > this.options.maxQueuedBytesPerServer);
+      if (lane === 'pages' && full) {
         if (probe) this.probing = false;
         return { ok: false, reason: 'busy' };
       }
     }
     const counted = lane === 'pages';
     if (counted) this.pending++;
+    this.queuedBytes += bytes;
     const attempt = (async () => command(lane === 'pages' ? this.client : this.control))().then(
       (value): Outcome<T> => ({ ok: true, value }),
       (error: Error): Outcome<T> => ({ ok: false, reason: 'memcached-error', error }),
@@ -402,6 +418,7 @@ class ServerSlot {
     // The in-flight count drops only when the client really lets go, not when we stop waiting.
     void attempt.finally(() => {
       if (counted) this.pending--;
+      this.queuedBytes -= bytes;
     });
     let timer: NodeJS.Timeout | undefined;
     let end: (outcome: Outcome<T>) => void = () => undefined;
@@ -619,7 +636,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       // nothing to take back, not even for the moment between the set and the read after it.
       const before = await marksOf(client);
       if (claimed && (before[0] !== claimed.value || before.slice(1).some((mark) => purgedSince(mark, claimed.generation)))) return { purged: 'before' as const };
-      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale, flags, ttl + this.config.grace, value, stalePrelude);
+      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale, flags, ttl + this.config.grace, value, stalePrelude, length);
       await sendSet(client, key, flags, ttl, value, prelude);
       const staleStored = (await staleWrite)?.ok === true;
       const after = await marksOf(client);
@@ -627,7 +644,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       return changed.length === 0
         ? { purged: undefined, staleStored }
         : { purged: 'after' as const, soft: changed.every((mark) => mark?.endsWith(' soft') === true), staleStored };
-    }, true, 3);
+    }, true, 3, 'pages', length);
     if (!outcome.ok) {
       if (outcome.error && isReply(outcome.error)) slot.refused();
       return skip(outcome.reason);
@@ -647,8 +664,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /** Writes one copy with a run of its own. */
-  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer, prelude = ''): Promise<Outcome<void>> {
-    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, value, prelude));
+  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer, prelude: string, bytes: number): Promise<Outcome<void>> {
+    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, value, prelude), true, 1, 'pages', bytes);
     if (!outcome.ok && outcome.error && isReply(outcome.error)) slot.refused();
     return outcome;
   }

@@ -296,6 +296,42 @@ describe('a page store when memcached fails', () => {
     }
   });
 
+  it('skips a put as "busy" once the pages being written to its server would pass maxQueuedBytesPerServer, counts it, and takes puts again once memcached answers', async () => {
+    const server = await startMemcached();
+    const store = createPageStore(siteConfig([server.address], { gzip: false }), { ...STEADY, commandTimeoutMs: 60_000, maxQueuedBytesPerServer: 25_000 });
+    const url = (name: string): string => `https://${HOST}/queued/${name}`;
+    try {
+      expect((await store.put(url('connect'), 'x')).stored).toBe(true);
+      server.process.signal('SIGSTOP');
+      const page = 'p'.repeat(10_000);
+      const held = [store.put(url('1'), page), store.put(url('2'), page)];
+      expect(await store.put(url('3'), page)).toMatchObject({ stored: false, reason: 'busy' });
+      // What still fits is taken, up to the byte.
+      held.push(store.put(url('4'), 'q'.repeat(5_000)));
+      expect(await store.put(url('5'), 'r')).toMatchObject({ stored: false, reason: 'busy' });
+      expect(store.metrics.snapshot().skipped.busy).toBe(2);
+      server.process.signal('SIGCONT');
+      expect((await Promise.all(held)).map((result) => result.stored)).toEqual([true, true, true]);
+      expect(await store.put(url('3'), page)).toMatchObject({ stored: true, bytes: 10_000 });
+    } finally {
+      server.process.signal('SIGCONT');
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it('takes a page larger than maxQueuedBytesPerServer when nothing else is being written to its server', async () => {
+    const server = await startMemcached();
+    const store = createPageStore(siteConfig([server.address], { gzip: false }), { ...STEADY, maxQueuedBytesPerServer: 1024 });
+    try {
+      expect(await store.put(`https://${HOST}/queued/large`, 'l'.repeat(4096))).toMatchObject({ stored: true, bytes: 4096 });
+      expect(() => createPageStore(siteConfig([server.address]), { maxQueuedBytesPerServer: 0 })).toThrow(/"maxQueuedBytesPerServer": expected a whole number/);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+
   it('stores again by itself once a killed memcached is restarted', async () => {
     const server = await startMemcached();
     const store = createPageStore(siteConfig([server.address], { gzip: false }), { retryIntervalMs: 200, logger: { warn: () => undefined } });
