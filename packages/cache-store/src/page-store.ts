@@ -552,7 +552,15 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | undefined): Promise<PutResult> {
-    const writing = this.write(page, body, options, mark);
+    let writing: Promise<PutResult>;
+    try {
+      // Everything the page's bytes are needed for happens now, before the first round trip; the
+      // put holds on to neither `body` nor them after its sets went out (see PageBytes).
+      const put = this.prepare(page, body, options, mark);
+      writing = 'stored' in put ? Promise.resolve(put) : this.write(put);
+    } catch (error) {
+      writing = Promise.reject(error);
+    }
     this.writing.add(writing);
     const done = (): void => void this.writing.delete(writing);
     writing.then(done, done);
@@ -560,15 +568,10 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /**
-   * Reads the page's purge marker, writes the page and with grace its stale copy (each to the
-   * server nginx reads that key from), then reads the marker again. A marker that changed since
-   * the render's claim (for a plain put, since the first read) means a purge came in meanwhile:
-   * before the set, nothing is written; after it, the copies just written are deleted.
-   * A purge writes its marker before it deletes, so whichever order the two meet in, the page that
-   * was rendered before the purge does not survive it. The marker holds a random token, not a
-   * time, so no two clocks need to agree.
+   * Checks a put and makes its bytes (gzipped when `config.gzip`), or the reason it is skipped.
+   * @throws PageAddressError, InvalidHostError, CacheStoreOptionError for bad input.
    */
-  private async write(page: PageAddress, body: string | Uint8Array, options: PutOptions, claimed: PurgeMark | undefined): Promise<PutResult> {
+  private prepare(page: PageAddress, body: string | Uint8Array, options: PutOptions, claimed: PurgeMark | undefined): PreparedPut | PutResult {
     const key = this.keyFor(page);
     const server = this.ring.serverFor(key);
     const ttl = pageTtl(options.headers ? lowercaseNames(options.headers) : {}, this.config.ttl, options.ttl);
@@ -586,7 +589,6 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const rawLength = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.length;
     const limit = this.options.maxItemBytes - key.length - ITEM_OVERHEAD;
     if (rawLength > (this.config.gzip ? this.options.maxItemBytes : limit)) return skip('too-large');
-    const slot = this.slots.get(server) as ServerSlot;
     if (claimed && Date.now() - claimed.readAt > (this.markTtl - MARK_MARGIN / 2) * 1000) {
       // The marker of a purge made early in this render may have expired by now.
       return skip('purged');
@@ -603,19 +605,10 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     }
     const length = typeof value === 'string' ? rawLength : value.length;
     if (length > limit) return skip('too-large');
-    const flags = this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG;
     const stale = this.config.grace > 0 ? this.staleKeyFor(page) : undefined;
+    const slot = this.slots.get(server) as ServerSlot;
     const staleSlot = stale === undefined ? undefined : (this.slots.get(this.ring.serverFor(stale)) as ServerSlot);
     const hashes = tags.map((tag) => this.hashOf(tag));
-    // The page's marker and, when it is tagged, its tags' markers: one get.
-    const markKeys = [`${key}${MARK_SUFFIX}`, ...hashes.map(tagMarkKey)];
-    const marksOf = (client: MemcacheClient): Promise<(string | null)[]> =>
-      markKeys.length === 1
-        ? client.get<string>(markKeys[0] as string).then((found) => [found ? String(found.value) : null])
-        : client.get<Record<string, { value: string }>>(markKeys).then((found) => {
-            const items = found as unknown as Record<string, { value: string } | undefined>;
-            return markKeys.map((name) => (items[name] ? String(items[name].value) : null));
-          });
     // The index entries go down the same connection as the set, just before it (see tag-index.ts):
     // once memcached answers the set, the page is in the index of every tag.
     let prelude = '';
@@ -628,6 +621,45 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       // The stale copy's server indexes it too, so each server's index covers what it holds.
       if (stale !== undefined && staleSlot !== slot) stalePrelude = appendCommands(hashes.map((hash) => entryKey(hash, stale, life, now)), text);
     }
+    return {
+      key,
+      server,
+      ttl,
+      // The page's marker and, when it is tagged, its tags' markers: one get.
+      markKeys: [`${key}${MARK_SUFFIX}`, ...hashes.map(tagMarkKey)],
+      claimed,
+      bytes: new PageBytes(value, stale === undefined ? 1 : 2),
+      length,
+      flags: this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG,
+      prelude,
+      stale: stale === undefined ? undefined : { key: stale, prelude: stalePrelude },
+    };
+  }
+
+  /**
+   * Reads the page's purge marker, writes the page and with grace its stale copy (each to the
+   * server nginx reads that key from), then reads the marker again. A marker that changed since
+   * the render's claim (for a plain put, since the first read) means a purge came in meanwhile:
+   * before the set, nothing is written; after it, the copies just written are deleted.
+   * A purge writes its marker before it deletes, so whichever order the two meet in, the page that
+   * was rendered before the purge does not survive it. The marker holds a random token, not a
+   * time, so no two clocks need to agree.
+   */
+  private async write(put: PreparedPut): Promise<PutResult> {
+    const { key, server, ttl, markKeys, claimed, length, flags, stale } = put;
+    const slot = this.slots.get(server) as ServerSlot;
+    const staleSlot = stale === undefined ? undefined : (this.slots.get(this.ring.serverFor(stale.key)) as ServerSlot);
+    const skip = (reason: SkipReason): PutResult => {
+      this.metrics.recordSkipped(reason);
+      return { stored: false, key, server, reason };
+    };
+    const marksOf = (client: MemcacheClient): Promise<(string | null)[]> =>
+      markKeys.length === 1
+        ? client.get<string>(markKeys[0] as string).then((found) => [found ? String(found.value) : null])
+        : client.get<Record<string, { value: string }>>(markKeys).then((found) => {
+            const items = found as unknown as Record<string, { value: string } | undefined>;
+            return markKeys.map((name) => (items[name] ? String(items[name].value) : null));
+          });
 
     // One run on the page's server for the three commands (a timer and an in-flight slot per put,
     // not per command): the markers, the set, the markers again.
@@ -636,8 +668,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       // nothing to take back, not even for the moment between the set and the read after it.
       const before = await marksOf(client);
       if (claimed && (before[0] !== claimed.value || before.slice(1).some((mark) => purgedSince(mark, claimed.generation)))) return { purged: 'before' as const };
-      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale, flags, ttl + this.config.grace, value, stalePrelude, length);
-      await sendSet(client, key, flags, ttl, value, prelude);
+      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale.key, flags, ttl + this.config.grace, put.bytes, stale.prelude, length);
+      await sendSet(client, key, flags, ttl, put.bytes, put.prelude);
       const staleStored = (await staleWrite)?.ok === true;
       const after = await marksOf(client);
       const changed = after.filter((mark, i) => mark !== before[i]);
@@ -655,7 +687,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       // A purge came in during the write: take back what was written before it.
       await Promise.all([
         this.deleteKey(slot, key),
-        stale !== undefined && result.staleStored && !result.soft ? this.deleteKey(staleSlot as ServerSlot, stale) : undefined,
+        stale !== undefined && result.staleStored && !result.soft ? this.deleteKey(staleSlot as ServerSlot, stale.key) : undefined,
       ]);
       return skip('purged');
     }
@@ -664,8 +696,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /** Writes one copy with a run of its own. */
-  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, value: string | Buffer, prelude: string, bytes: number): Promise<Outcome<void>> {
-    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, value, prelude), true, 1, 'pages', bytes);
+  private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, page: PageBytes, prelude: string, bytes: number): Promise<Outcome<void>> {
+    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, page, prelude), true, 1, 'pages', bytes);
     if (!outcome.ok && outcome.error && isReply(outcome.error)) slot.refused();
     return outcome;
   }
@@ -961,21 +993,73 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
 
 const CRLF = Buffer.from('\r\n');
 
+/** A put that passed its checks, with its bytes: what `write` sends. */
+interface PreparedPut {
+  readonly key: string;
+  readonly server: string;
+  readonly ttl: number;
+  readonly markKeys: string[];
+  readonly claimed: PurgeMark | undefined;
+  readonly bytes: PageBytes;
+  /** Of the bytes. */
+  readonly length: number;
+  readonly flags: number;
+  /** The index appends that go before the set. */
+  readonly prelude: string;
+  readonly stale: { readonly key: string; readonly prelude: string } | undefined;
+}
+
+/**
+ * A page's bytes, held until every set that sends them has handed them to its socket, and no
+ * longer: a put then waits for memcached's answers (and reads the purge marker again) holding no
+ * page. Bytes held past a few turns of the event loop move to V8's old generation, and what is
+ * outside its heap (a Buffer's memory) is freed only by a full collection: kept to the end of the
+ * put, the pages of the miss path made the app collect in full several times a second.
+ */
+class PageBytes {
+  constructor(
+    private bytes: string | Buffer | undefined,
+    /** Sets still to send them. */
+    private senders: number,
+  ) {}
+
+  get value(): string | Buffer | undefined {
+    return this.bytes;
+  }
+
+  /** One set sent them, or will not: the last one lets go of them. */
+  sent(): void {
+    if (--this.senders <= 0) this.bytes = undefined;
+  }
+}
+
 /** A raw set: memcache-client's own set would choose the flags itself. */
-async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: number, value: string | Buffer, prelude = ''): Promise<void> {
-  const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
-  const header = `set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`;
-  await client.send((socket?: Socket) => {
-    if (!socket) return;
-    socket.cork();
-    // Commands without replies that must run before the set (the index appends).
-    if (prelude !== '') socket.write(prelude, 'latin1');
-    socket.write(header, 'latin1');
-    if (typeof value === 'string') socket.write(value, 'utf8');
-    else socket.write(value);
-    socket.write(CRLF);
-    socket.uncork();
-  });
+async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: number, page: PageBytes, prelude = ''): Promise<void> {
+  let done = false;
+  const sent = (): void => {
+    if (done) return;
+    done = true;
+    page.sent();
+  };
+  try {
+    await client.send((socket?: Socket) => {
+      const value = page.value;
+      if (!socket || value === undefined) return;
+      const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+      socket.cork();
+      // Commands without replies that must run before the set (the index appends).
+      if (prelude !== '') socket.write(prelude, 'latin1');
+      socket.write(`set ${key} ${flags} ${memcachedExptime(ttl)} ${length}\r\n`, 'latin1');
+      if (typeof value === 'string') socket.write(value, 'utf8');
+      else socket.write(value);
+      socket.write(CRLF);
+      socket.uncork();
+      // The socket holds the bytes until they are out.
+      sent();
+    });
+  } finally {
+    sent();
+  }
 }
 
 /**

@@ -1,4 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gunzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
 import { ConfigError, parseConfig, type SitecacheConfig } from '@sitecache/config';
@@ -11,6 +13,7 @@ import {
   UnsupportedServerError,
   type PageStore,
   type PageStoreOptions,
+  type PutResult,
 } from '../src/index.js';
 import { eventually, HOST, remainingTtl, startHeldMemcached, STEADY } from './site.js';
 
@@ -367,6 +370,42 @@ describe('a page store when memcached fails', () => {
     } finally {
       await store.close();
       await server.stop();
+    }
+  });
+});
+
+describe('the memory a put holds', () => {
+  /** A full collection, as V8 makes when its old generation fills (jest's VM hides --expose-gc's gc). */
+  const collect = (): void => {
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+  };
+
+  it('lets go of the page once its set went out, while it waits for memcached to answer', async () => {
+    const held = await startHeldMemcached();
+    const store = createPageStore(siteConfig([held.address], { gzip: false }), { ...STEADY, connectionsPerServer: 1 });
+    const key = cacheKey(`https://${HOST}/held`);
+    try {
+      let page: WeakRef<Buffer> | undefined;
+      const put = ((): Promise<PutResult> => {
+        const body = Buffer.from('<p>held page</p>');
+        page = new WeakRef(body);
+        return store.put(`https://${HOST}/held`, body);
+      })();
+      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read');
+      held.answer('END\r\n');
+      await eventually(() => held.received().endsWith('<p>held page</p>\r\n'), 'the set to reach memcached');
+      // A WeakRef holds its target to the end of the task that read it: collect in a later one.
+      await new Promise((resolve) => setImmediate(resolve));
+      collect();
+      expect(page?.deref()).toBeUndefined();
+      held.answer('STORED\r\n');
+      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`) && held.received().split(`get ${key}.purged`).length === 3, 'the marker to be read again');
+      held.answer('END\r\n');
+      expect(await put).toMatchObject({ stored: true, bytes: '<p>held page</p>'.length });
+    } finally {
+      await store.close();
+      await held.stop();
     }
   });
 });
