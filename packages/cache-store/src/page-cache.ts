@@ -366,9 +366,10 @@ export class PageCache {
         return;
       }
       render.flight?.settle({ status: head.status, headers: shareable(head.headers), body });
-      const { claim } = render;
       const tagList = 'tags' in page ? page.tags : [];
-      setImmediate(() => void this.put(admission.page, body, head.ttl, tagList, claim).finally(() => this.releaseLock(admission, render)));
+      // Arguments, not a closure: a closure made here would share this scope's variables with the
+      // callback waiting for memcached, and keep the body alive until memcached answered.
+      setImmediate(PageCache.storeAndRelease, this, admission, render, body, head.ttl, tagList);
     } catch (error) {
       this.fail('reading the response', error);
       this.letGo(admission, render);
@@ -406,13 +407,26 @@ export class PageCache {
     );
   }
 
-  /** Stores off the response path. put rejects for bad input only: anything else is sitecache's fault. */
-  private async put(page: RequestLike, body: Buffer, ttl: number, tags: readonly string[], claim: Claim | undefined): Promise<void> {
+  /** Stores the page, then lets go of the render lock. */
+  private static storeAndRelease(cache: PageCache, admission: Admission, render: Render, body: Buffer, ttl: number, tags: readonly string[]): void {
+    void cache.put(admission.page, body, ttl, tags, render.claim).finally(() => cache.releaseLock(admission, render));
+  }
+
+  /**
+   * Stores off the response path. put rejects for bad input only: anything else is sitecache's fault.
+   * Not async: a suspended async function keeps its arguments, the body among them, until memcached answers.
+   */
+  private put(page: RequestLike, body: Buffer, ttl: number, tags: readonly string[], claim: Claim | undefined): Promise<void> {
+    let writing: Promise<unknown>;
     try {
-      await this.internals.putClaimed(page, body, tags.length === 0 ? { ttl } : { ttl, tags }, claim?.mark);
+      writing = this.internals.putClaimed(page, body, tags.length === 0 ? { ttl } : { ttl, tags }, claim?.mark);
     } catch (error) {
-      this.fail('storing the page', error);
+      writing = Promise.reject(error);
     }
+    return writing.then(
+      () => undefined,
+      (error: unknown) => this.fail('storing the page', error),
+    );
   }
 
   private routeRule(req: IncomingMessage): RouteRule | undefined {
