@@ -43,6 +43,8 @@ declare module 'fastify' {
 interface RequestState {
   readonly admission: Admission;
   body?: BodyCapture;
+  /** onSend met a payload it copies; a hijacked reply, or a payload of another kind, is never stored. */
+  copied: boolean;
   /** The response came from the cache, a concurrent render or a stale copy: nothing to capture. */
   served: boolean;
 }
@@ -86,7 +88,7 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
       // Whatever becomes of the request, the page's tags never reach the visitor.
       const tags = captureSurrogateKey(reply.raw);
       const admission = cache.admit(request.raw, request.routeOptions.config?.pageCache);
-      const state: RequestState = { admission, served: true };
+      const state: RequestState = { admission, served: true, copied: false };
       states.set(request, state);
       const hit = await cache.lookup(admission, request.raw);
       if (hit === LOOKUP_FAILED) return undefined;
@@ -107,6 +109,7 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
         tags,
         {
           body: () => (state.body && !state.body.overflowed ? state.body.body() : undefined),
+          seen: () => state.copied,
           stop: () => (state.body = undefined),
         },
         () => reply.getHeaders() as OutgoingHttpHeaders,
@@ -117,13 +120,20 @@ export const fastifyPageCache: FastifyPluginCallback<FastifyPageCacheOptions> = 
     fastify.addHook('onSend', async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
       const state = states.get(request);
       if (!state || state.served || !state.body) return payload;
+      if (payload === undefined || payload === null) {
+        // No body at all: what was sent is the empty page.
+        state.copied = true;
+        return payload;
+      }
       if (typeof payload === 'string' || payload instanceof Uint8Array) {
+        state.copied = true;
         // The whole payload at once, as end() takes it: a Buffer is held by reference (the route
         // handed it over to send()).
         state.body.end(payload);
         return payload;
       }
-      if (payload && typeof (payload as Readable).pipe === 'function') {
+      if (typeof (payload as Readable).pipe === 'function') {
+        state.copied = true;
         // A stream: copy its chunks as they pass, within the size guard, until its page is refused.
         const copy = new Transform({
           transform(chunk: Buffer, _encoding, callback) {

@@ -108,6 +108,8 @@ function capture(cache: PageCache, admission: Admission, render: Render, res: Se
   target.end = copyingEnd;
   cache.follow(admission, render, res, tags, {
     body: () => (body && !body.overflowed ? body.body() : undefined),
+    // Every way node:http sends a body passes through write and end.
+    seen: () => true,
     stop: () => {
       body = undefined;
       // Node's own again, unless something wrapped them since: then ours pass the chunks through.

@@ -6,7 +6,7 @@ import { cachedResponse, type CachedResponse } from './cached-response.js';
 import { CacheStoreOptionError } from './errors.js';
 import type { MetricsRecorder, PageCacheMetrics } from './metrics.js';
 import { createPageStore, internalsOf, type Claim, type PageStore, type PageStoreInternals, type PageStoreOptions } from './page-store.js';
-import { bodyRefusal, headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
+import { bodyRefusal, type BodyFacts, headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
 import { SingleFlight, type Flight, type FlightAnswer, type SharedResponse } from './single-flight.js';
 import { pageTags, type PageTags, type TagCapture } from './tags.js';
 import type { WarningLog } from './warnings.js';
@@ -71,6 +71,11 @@ export type MissOutcome = { readonly send: SharedResponse } | { readonly render:
 export interface BodyCopy {
   /** The body copied so far, or undefined when it outgrew the size guard. */
   body(): Buffer | undefined;
+  /**
+   * Whether the body went out where the adapter copies it: false for a Fastify reply hijacked or
+   * sent as a payload onSend cannot copy, whose body would otherwise be stored empty.
+   */
+  seen(): boolean;
   /** Stops copying and lets go of what was copied: the page was refused, or the response is over. */
   stop(): void;
 }
@@ -305,7 +310,10 @@ export class PageCache {
     let over = false;
     let head: AcceptedHead | undefined;
     const decide = (status: number, sent: () => OutgoingHttpHeaders): void => {
-      if (decided) return;
+      // A head sent after the client left (Node still calls writeHead then) was decided already as
+      // "aborted": deciding again would count the page twice and delete the lock of whichever
+      // request renders the page by then.
+      if (decided || over) return;
       decided = true;
       head = this.acceptHead(admission, render, status, sent, tags);
       if (head) return;
@@ -318,12 +326,16 @@ export class PageCache {
       if (over) return;
       over = true;
       const body = copy.body();
+      const seen = copy.seen();
       copy.stop();
-      this.acceptBody(admission, render, head, { finished, body }, tags);
+      this.acceptBody(admission, render, head, { finished, body, seen }, tags);
     };
     // 'finish' comes before 'close' for a response that went out whole; 'close' alone means it did not.
     res.once('finish', () => end(true));
     res.once('close', () => end(false));
+    // A client that left while the lookup or the render lock was awaited: 'close' has been and gone,
+    // and the flight and the lock would otherwise wait for their timeouts.
+    if (res.destroyed) end(false);
   }
 
   /**
@@ -351,7 +363,7 @@ export class PageCache {
    * What the end of the response decides, for a head that passed (none: it never went out, the
    * response was aborted); then the page goes to its followers and to memcached. Never throws.
    */
-  private acceptBody(admission: Admission, render: Render, head: AcceptedHead | undefined, end: { readonly finished: boolean; readonly body: Buffer | undefined }, tags: TagCapture): void {
+  private acceptBody(admission: Admission, render: Render, head: AcceptedHead | undefined, end: BodyFacts & { readonly body: Buffer | undefined }, tags: TagCapture): void {
     try {
       const page = pageTags(tags.value(), tags.untaggable());
       if (head === undefined) {

@@ -56,6 +56,11 @@ export type SkipReason =
   | 'tags'
   /** Larger than the size guard (memcached's item limit). */
   | 'too-large'
+  /**
+   * The adapter never saw the body (a hijacked Fastify reply, a payload Fastify's onSend cannot
+   * copy such as a web stream): not stored, rather than stored empty.
+   */
+  | 'body-unseen'
   /** The response never finished (the client went away or the app failed mid-body). */
   | 'aborted'
   /** The server nginx reads this key from failed recently; the writer leaves it alone for a while. */
@@ -99,6 +104,7 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'headers',
   'tags',
   'too-large',
+  'body-unseen',
   'aborted',
   'server-down',
   'busy',
@@ -281,14 +287,17 @@ export interface BodyFacts {
   readonly finished: boolean;
   /** The body as copied, or undefined when it outgrew the size guard. */
   readonly body: Uint8Array | undefined;
+  /** False when the body went out by a way the adapter does not copy (the body is then empty). */
+  readonly seen: boolean;
 }
 
 /**
  * Why a page whose head `responseRefusal` let through is still not stored, or undefined: the
  * half of the policy that waits for the end of the response.
  */
-export function bodyRefusal(end: BodyFacts): 'aborted' | 'too-large' | undefined {
+export function bodyRefusal(end: BodyFacts): 'aborted' | 'too-large' | 'body-unseen' | undefined {
   if (!end.finished) return 'aborted';
+  if (!end.seen) return 'body-unseen';
   return end.body === undefined ? 'too-large' : undefined;
 }
 

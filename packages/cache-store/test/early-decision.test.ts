@@ -338,3 +338,127 @@ describe('the Fastify plugin lets go of a page refused by its head', () => {
     expect(app.pageCache.metrics.snapshot().skipped['set-cookie']).toBe(before + 2);
   });
 });
+
+describe('a response its client left before it was answered', () => {
+  const lockOf = async (path: string) => memcachedGet(memcached.address, `${keyOf(path)}.lock`);
+  /** A GET the client gives up on after `ms`. */
+  const abandoned = (port: number, path: string, ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const client = httpRequest({ host: '127.0.0.1', port, path, headers: { host: HOST }, agent: false });
+      client.on('error', () => resolve());
+      client.end();
+      setTimeout(() => {
+        client.destroy();
+        resolve();
+      }, ms);
+    });
+
+  it('is counted once as aborted, and a head the app sends afterwards leaves alone the lock of the process that renders the page by then', async () => {
+    const config = testConfig([memcached.address], { gzip: false });
+    const [a, b] = [pageCache(config, { ...STEADY, singleFlightWaitMs: WAIT_MS }), pageCache(config, { ...STEADY, singleFlightWaitMs: WAIT_MS })] as const;
+    const late = gate();
+    const bRenders = gate();
+    const bMayAnswer = gate();
+    const slow = await listen((req, res) =>
+      a(req, res, () => {
+        // A slow render whose visitor leaves meanwhile; then the app answers with a refused head.
+        void late.opened.then(() => {
+          res.writeHead(500, { 'Content-Type': 'text/html; charset=utf-8' });
+          res.end('<p>failed</p>');
+        });
+      }),
+    );
+    const other = await listen((req, res) =>
+      b(req, res, () => {
+        bRenders.open();
+        void bMayAnswer.opened.then(() => {
+          res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+          res.end('<p>the page</p>');
+        });
+      }),
+    );
+    try {
+      await abandoned(slow.port, '/left', 100);
+      await eventually(() => a.metrics.snapshot().skipped.aborted === 1, 'the abort to be counted');
+      await eventually(async () => (await lockOf('/left')) === null, 'the first render lock to go');
+      const answered = requestTo(other.port, '/left');
+      await bRenders.opened;
+      expect(await lockOf('/left')).not.toBeNull();
+      late.open();
+      await sleep(200);
+      expect(await lockOf('/left')).not.toBeNull();
+      expect([a.metrics.snapshot().skipped.aborted, a.metrics.snapshot().skipped.status ?? 0]).toEqual([1, 0]);
+      bMayAnswer.open();
+      expect((await answered).body.toString()).toBe('<p>the page</p>');
+    } finally {
+      late.open();
+      bMayAnswer.open();
+      await slow.stop();
+      await other.stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('lets the next request go at once when the client left while its render lock was being taken', async () => {
+    const config = testConfig([memcached.address], { gzip: false });
+    const cache = pageCache(config, { ...STEADY, singleFlightWaitMs: WAIT_MS });
+    let renders = 0;
+    const server = await listen((req, res) => {
+      // The client is gone before the middleware has followed the response (its lookups are awaited).
+      if (renders === 0) req.socket.destroy();
+      cache(req, res, () => {
+        renders++;
+        res.setHeader('Content-Type', 'text/html; charset=utf-8');
+        res.end(`<p>render ${renders}</p>`);
+      });
+    });
+    try {
+      await abandoned(server.port, '/gone', 50);
+      await eventually(() => cache.metrics.snapshot().skipped.aborted === 1, 'the abort to be counted');
+      const asked = Date.now();
+      const next = await requestTo(server.port, '/gone');
+      expect(Date.now() - asked).toBeLessThan(AT_ONCE_MS);
+      // The app rendered for the visitor who left, too: this is the second render.
+      expect(next.body.toString()).toBe('<p>render 2</p>');
+    } finally {
+      await server.stop();
+      await cache.close();
+    }
+  });
+});
+
+describe('the Fastify plugin stores only a body it saw', () => {
+  it('never stores a hijacked reply or a web-stream payload (it would store them empty): they are counted as body-unseen', async () => {
+    const app = Fastify();
+    await app.register(fastifyPageCache, { config: testConfig([memcached.address], { gzip: false }), ...STEADY });
+    app.get('/hijacked', async (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      reply.raw.end('<p>the whole page</p>');
+    });
+    app.get('/web-stream', async (_request, reply) => {
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('<p>a web stream</p>'));
+          controller.close();
+        },
+      });
+      return reply.type('text/html; charset=utf-8').send(body);
+    });
+    app.get('/sent', async (_request, reply) => reply.type('text/html; charset=utf-8').send('<p>sent</p>'));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as { port: number }).port;
+    try {
+      expect((await requestTo(port, '/hijacked')).body.toString()).toBe('<p>the whole page</p>');
+      expect((await requestTo(port, '/web-stream')).body.toString()).toBe('<p>a web stream</p>');
+      expect((await requestTo(port, '/sent')).body.toString()).toBe('<p>sent</p>');
+      await eventually(async () => (await memcachedGet(memcached.address, keyOf('/sent'))) !== null, 'the page sent whole to be stored');
+      expect(await memcachedGet(memcached.address, keyOf('/hijacked'))).toBeNull();
+      expect(await memcachedGet(memcached.address, keyOf('/web-stream'))).toBeNull();
+      expect(app.pageCache.metrics.snapshot().skipped['body-unseen']).toBe(2);
+    } finally {
+      await app.close();
+    }
+  });
+});

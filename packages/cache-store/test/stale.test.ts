@@ -31,8 +31,8 @@ describe('stale copies (config.grace)', () => {
       expect(await held(staleKey(path))).toBe(`<p>${path}</p>`);
       // Read back to back: on a loaded machine seconds pass between the puts and these reads, so the
       // copies are compared with each other (memcached counts whole seconds: one apart at most).
-      const ttl = await remainingTtl(store.serverFor(key), key);
-      const staleTtl = await remainingTtl(store.serverFor(staleKey(path)), staleKey(path));
+      const ttl = (await remainingTtl(store.serverFor(key), key)) ?? 0;
+      const staleTtl = (await remainingTtl(store.serverFor(staleKey(path)), staleKey(path))) ?? 0;
       expect(ttl).toBeGreaterThan(50);
       expect(ttl).toBeLessThanOrEqual(60);
       expect(staleTtl - ttl).toBeGreaterThanOrEqual(299);
