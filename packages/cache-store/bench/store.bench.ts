@@ -15,6 +15,9 @@
  *               waiting 20 ms for its database spends that time idle, where the cache's CPU costs
  *               nothing and only the latency it adds (the claim's round trip before the render) shows:
  *               printed too, as "20 ms wait" (0.09 ms of CPU after a 20 ms setTimeout).
+ *               Each row also prints CPU per request alone / cached: what the ratio would be if
+ *               each side had a core to itself, steadier than the rates when other work shares the
+ *               machine (for the wait row it is not a throughput ratio: there the app idles).
  *   writer      puts per second of 42 KB pages, PageStore against a minimal raw-socket writer
  *   hits        serveFromCache hits against the app answering from an in-memory Buffer
  *   grace       the cost of the stale copy (config.grace: a second set per page), grace off against on,
@@ -149,6 +152,8 @@ interface SideResult {
   readonly peakArrayBuffers: number;
   /** CPU µs per request. */
   readonly cpu: number;
+  /** Full collections per 1,000 requests. */
+  readonly majorPerK: number;
   /** Share of the pages stored (with pageCache), over the whole row. */
   readonly stored?: number;
   /** The reasons pages were not stored, with their counts, over the whole row. */
@@ -204,6 +209,7 @@ async function sideBySide(name: string, specs: [SideSpec, SideSpec], scriptDir: 
         gcMs: of((f) => f.gcMs),
         peakArrayBuffers: of((f) => f.peakArrayBuffers),
         cpu: of((f) => f.cpuUs / Math.max(1, f.requests)),
+        majorPerK: of((f) => (f.major * 1000) / Math.max(1, f.requests)),
         ...stored,
         ...(traced ? { traced } : {}),
       };
@@ -221,7 +227,7 @@ function pair(a: SideResult, b: SideResult): string {
   const both = (pick: (side: SideResult) => string): string => `${pick(a)} / ${pick(b)}`;
   const traced = a.traced && b.traced ? `; --trace-gc whole process: Mark-Compact ${both((s) => fmt(s.traced?.markCompact ?? 0))}, Scavenge ${both((s) => fmt(s.traced?.scavenge ?? 0))}` : '';
   return (
-    `full GCs ${both((s) => fmt(s.major))}, scavenges ${both((s) => fmt(s.minor))}, GC ${both((s) => fmt(s.gcMs))} ms per round; ` +
+    `full GCs ${both((s) => fmt(s.major))} per round (${both((s) => s.majorPerK.toFixed(2))} per 1,000 requests), scavenges ${both((s) => fmt(s.minor))}, GC ${both((s) => fmt(s.gcMs))} ms per round; ` +
     `peak arrayBuffers ${both((s) => mb(s.peakArrayBuffers))} MB; CPU ${both((s) => fmt(s.cpu))} us/request${traced}`
   );
 }
@@ -373,9 +379,11 @@ async function main(): Promise<void> {
           const name = `miss ${row.label} gzip ${gzip ? 'on' : 'off'}`;
           const [alone, withCache] = await sideBySide(name, [{ cost: row.cost }, { cost: row.cost, config: cached(gzip) }], dir.path, row.load);
           const ratio = withCache.rate / alone.rate;
+          // What the ratio would be if each side had a core to itself: steadier on a shared machine.
+          const cpuRatio = alone.cpu / withCache.cpu;
           console.log(
             `miss path, render ${row.label}, gzip ${gzip ? 'on ' : 'off'}${row.load === LOAD ? '' : ` (wrk -c${row.load.connections}, ${row.load.seconds} s)`}: app alone ${fmt(alone.rate)} req/s, app + pageCache ${fmt(withCache.rate)} req/s ` +
-              `(${storedText(withCache)}) -> ratio ${ratio.toFixed(2)} (target >= ${row.target})\n    ${pair(alone, withCache)}`,
+              `(${storedText(withCache)}) -> ratio ${ratio.toFixed(2)} (target >= ${row.target}; CPU per request alone / cached ${cpuRatio.toFixed(2)})\n    ${pair(alone, withCache)}`,
           );
           if (SMOKE && !(withCache.stored && withCache.stored > 0)) failures.push(`${name}: no page stored`);
         }
