@@ -5,7 +5,8 @@
  *            the ratio of each to the untagged rate of the same run (target at 5 tags >= 0.8)
  *   purge    the time store.purgeTags takes to purge one tag carried by 1,000 and by 100,000 pages
  *            spread over the 3 servers (grace off and on: with grace each page has a stale copy)
- * BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 5) set the rounds and their length.
+ * BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 5) set the rounds and their length;
+ * `--smoke` runs one round of 1 s and purges of 200 and 2,000 pages, to check it still works.
  */
 import { availableParallelism } from 'node:os';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
@@ -13,8 +14,10 @@ import { startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import { createPageStore } from '../src/index.js';
 import { putRate } from './put-rate.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SMOKE = process.argv.includes('--smoke');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (SMOKE ? 1 : 5));
+const PURGE_COUNTS = SMOKE ? [200, 2_000] : [1_000, 100_000];
 const IN_FLIGHT = 32;
 const HOST = 'www.example.test';
 const TAG_COUNTS = [0, 5, 20] as const;
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
     }
     console.log('');
     for (const grace of [0, 300]) {
-      for (const count of [1_000, 100_000]) {
+      for (const count of PURGE_COUNTS) {
         const { ms, purged, perServer } = await purgeTime(config(grace), count, `purge-${grace}-${count}`);
         console.log(
           `purge by tag, grace ${grace === 0 ? 'off' : 'on '}: ${fmt(purged)} pages (${perServer} per server) in ${fmt(ms)} ms -> ${fmt((purged * 1000) / ms)} pages/s`,
