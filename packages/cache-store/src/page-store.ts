@@ -654,12 +654,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       return { stored: false, key, server, reason };
     };
     const marksOf = (client: MemcacheClient): Promise<(string | null)[]> =>
-      markKeys.length === 1
-        ? client.get<string>(markKeys[0] as string).then((found) => [found ? String(found.value) : null])
-        : client.get<Record<string, { value: string }>>(markKeys).then((found) => {
-            const items = found as unknown as Record<string, { value: string } | undefined>;
-            return markKeys.map((name) => (items[name] ? String(items[name].value) : null));
-          });
+      getBatched(client, markKeys).then((items) => markKeys.map((name) => (items[name] ? String(items[name].value) : null)));
 
     // One run on the page's server for the three commands (a timer and an in-flight slot per put,
     // not per command): the markers, the set, the markers again.
@@ -729,7 +724,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
             ? // The lock lasts as long as nginx waits for a render (appTimeout), so one left by a
               // killed process expires by itself. memcached's clock ticks in whole seconds: a TTL
               // of n lives between n - 1 and n seconds, hence the + 1.
-              client.add(`${key}${LOCK_SUFFIX}`, '1', { lifetime: this.config.appTimeout + 1 }).then(
+              sendBatched(client, `add ${key}${LOCK_SUFFIX} 0 ${memcachedExptime(this.config.appTimeout + 1)} 1\r\n1\r\n`).then(
                 () => 'taken' as const,
                 (error: Error) => {
                   if (error.message === 'NOT_STORED') return 'held' as const;
@@ -738,8 +733,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
               )
             : Promise.resolve('unknown' as const),
           // The count of purges by tag comes with it, for the page's tags, known only once rendered.
-          client.get<Record<string, { value: string }>>([`${key}${MARK_SUFFIX}`, this.generationKey]).then((found): PurgeMark => {
-            const items = found as unknown as Record<string, { value: string } | undefined>;
+          getBatched(client, [`${key}${MARK_SUFFIX}`, this.generationKey]).then((items): PurgeMark => {
             const mark = items[`${key}${MARK_SUFFIX}`];
             const generation = items[this.generationKey];
             return { value: mark ? String(mark.value) : null, readAt, generation: generation ? Number.parseInt(String(generation.value), 10) : null };
@@ -758,7 +752,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     if (this.closed) return;
     const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
     // noreply: nothing waits for the answer, so the client need not parse one.
-    await slot.run((client) => client.delete(`${key}${LOCK_SUFFIX}`, { noreply: true }).catch(() => undefined), true, 1, 'control');
+    await slot.run((client) => sendBatched(client, `delete ${key}${LOCK_SUFFIX} noreply\r\n`, true).catch(() => undefined), true, 1, 'control');
   }
 
   async awaitPage(page: PageAddress, waitMs: number): Promise<StoredPage | 'released' | undefined> {
@@ -1033,6 +1027,46 @@ class PageBytes {
   }
 }
 
+/**
+ * Sockets corked in this turn of the event loop, uncorked together when its immediates run: the
+ * commands of every request handled in one turn (claims, marker reads, sets, lock deletes) leave
+ * in one write per connection rather than one each. Under load a turn carries many requests, and
+ * a write is a system call, the largest share of a stored page's cost on the miss path.
+ */
+const corked = new Set<Socket>();
+let flushing = false;
+
+function flushCorked(): void {
+  flushing = false;
+  for (const socket of corked) socket.uncork();
+  corked.clear();
+}
+
+/** Holds `socket`'s writes until the end of this turn of the event loop. */
+function batched(socket: Socket): Socket {
+  if (!corked.has(socket)) {
+    socket.cork();
+    corked.add(socket);
+  }
+  if (!flushing) {
+    flushing = true;
+    setImmediate(flushCorked);
+  }
+  return socket;
+}
+
+/** A command line (and its data) written with this turn's others; resolves with memcache-client's parse of the reply. */
+function sendBatched<T = unknown>(client: MemcacheClient, command: string, noreply = false): Promise<T> {
+  return client.send<T>((socket?: Socket) => {
+    if (socket) batched(socket).write(command, 'latin1');
+  }, noreply ? { noreply: true } : {});
+}
+
+/** `get` of several keys, written with this turn's other commands: the items found, by key. */
+function getBatched(client: MemcacheClient, keys: readonly string[]): Promise<Record<string, { value: string } | undefined>> {
+  return sendBatched<Record<string, { value: string } | undefined>>(client, `get ${keys.join(' ')}\r\n`);
+}
+
 /** A raw set: memcache-client's own set would choose the flags itself. */
 async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: number, page: PageBytes, prelude = ''): Promise<void> {
   let done = false;
@@ -1046,6 +1080,7 @@ async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: 
       const value = page.value;
       if (!socket || value === undefined) return;
       const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+      batched(socket);
       socket.cork();
       // Commands without replies that must run before the set (the index appends).
       if (prelude !== '') socket.write(prelude, 'latin1');
