@@ -6,7 +6,7 @@ import { memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/t
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pageCache, type PageCacheMiddleware, type SkipReason } from '../src/index.js';
 import { fastifyPageCache } from '../src/fastify.js';
-import { eventually, HOST, listen, requestTo, STEADY, testConfig, type Handler } from './site.js';
+import { eventually, HOST, listen, listenBehind, requestTo, STEADY, testConfig, type Handler } from './site.js';
 
 // Long enough that a request kept waiting for the leader shows: it would answer after WAIT_MS.
 const WAIT_MS = 5_000;
@@ -80,10 +80,7 @@ describe('a page that its status and headers refuse is let go as its head goes o
   const serve = async (handler: Handler, arrived?: () => void) => {
     const cache = pageCache(testConfig([memcached.address], { gzip: false }), { ...STEADY, singleFlightWaitMs: WAIT_MS });
     caches.push(cache);
-    const server = await listen((req, res) => {
-      arrived?.();
-      cache(req, res, () => handler(req, res));
-    });
+    const server = await listenBehind(cache, handler, arrived);
     running.push(server);
     return { cache, port: server.port };
   };

@@ -6,7 +6,7 @@ import { ConfigError } from '@sitecache/config';
 import { memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import express from 'express';
 import { CacheStoreOptionError, createPageStore, pageCache, type PageCacheMiddleware, type PageCacheOptions, type PageStore } from '../src/index.js';
-import { eventually, headersWithout, HOST, STEADY, listen, remainingTtl, requestTo, testConfig, type ConfigFields, type Handler } from './site.js';
+import { eventually, headersWithout, HOST, STEADY, listen, listenBehind, remainingTtl, requestTo, testConfig, type ConfigFields, type Handler } from './site.js';
 
 const quiet = STEADY;
 const keyOf = (path: string): string => cacheKey(`https://${HOST}${path}`);
@@ -55,10 +55,7 @@ describe('pageCache on node:http', () => {
   const serve = async (handler: Handler, options: PageCacheOptions = {}, fields: ConfigFields = { gzip: false }, arrived?: () => void) => {
     const cache = pageCache(testConfig([memcached.address], fields), { ...quiet, ...options });
     caches.push(cache);
-    const server = await listen((req, res) => {
-      arrived?.();
-      cache(req, res, () => handler(req, res));
-    });
+    const server = await listenBehind(cache, handler, arrived);
     running.push(server);
     return { cache, port: server.port };
   };

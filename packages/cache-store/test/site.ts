@@ -39,6 +39,14 @@ export async function listen(handler: Handler, port = 0): Promise<Server & { por
 }
 
 /** What a site's config may change from the defaults the tests use. */
+/** `handler` behind `cache` on a port of its own; `arrived` hears of each request before the middleware does. */
+export function listenBehind(cache: (req: IncomingMessage, res: ServerResponse, next: () => void) => void, handler: Handler, arrived?: () => void): ReturnType<typeof listen> {
+  return listen((req, res) => {
+    arrived?.();
+    cache(req, res, () => handler(req, res));
+  });
+}
+
 export type ConfigFields = Partial<Record<keyof SitecacheConfig, unknown>>;
 
 export interface Site {
