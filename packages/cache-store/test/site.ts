@@ -17,6 +17,7 @@ import {
   type RawResponse,
   type ServiceProcess,
 } from '@sitecache/test-services';
+import { createPageStore, type PageStore } from '../src/index.js';
 
 /** The host every test site serves. */
 export const HOST = 'www.example.test';
@@ -270,4 +271,32 @@ export function sitecache(args: string[]): Promise<{ code: number; stdout: strin
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * A purge racing a render: two memcached servers, a store in this process that purges, and one app
+ * process whose renders take `renderMs` (with `tags`, its pages are tagged). `stop()` ends them all.
+ */
+export interface PurgeRace {
+  readonly servers: MemcachedServer[];
+  readonly purger: PageStore;
+  readonly apps: AppProcesses;
+  stop(): Promise<void>;
+}
+
+export async function startPurgeRace(renderMs: number, tags = false): Promise<PurgeRace> {
+  const servers = [await startMemcached(), await startMemcached()];
+  const config = testConfig(servers.map((s) => s.address), { gzip: false, grace: 300 });
+  const purger = createPageStore(config, STEADY);
+  const apps = await startApps(1, { config, renderMs, tags, options: { serveFromCache: true, ...STEADY, logger: undefined } });
+  return {
+    servers,
+    purger,
+    apps,
+    stop: async () => {
+      await apps.stop();
+      await purger.close();
+      for (const s of servers) await s.stop();
+    },
+  };
 }

@@ -3,7 +3,7 @@ import { cacheKey } from '@sitecache/cache-key';
 import { staleKeyConfig } from '@sitecache/nginx-model';
 import { memcachedCommand, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import { createPageStore, type PageStore } from '../src/index.js';
-import { eventually, HOST, remainingTtl, requestTo, startApps, STEADY, testConfig, type AppProcesses } from './site.js';
+import { eventually, HOST, remainingTtl, requestTo, startApps, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
 
 const url = (path: string): string => `https://${HOST}${path}`;
 
@@ -148,22 +148,18 @@ describe('one render per page across app processes', () => {
 });
 
 describe('a purge is never undone by a render that began before it', () => {
-  let servers: MemcachedServer[];
+  let race: PurgeRace;
   let purger: PageStore;
   let apps: AppProcesses;
   const RENDER_MS = 500;
 
   beforeAll(async () => {
-    servers = [await startMemcached(), await startMemcached()];
-    const config = testConfig(servers.map((s) => s.address), { gzip: false, grace: 300 });
     // The purge comes from this process, the renders from the app's.
-    purger = createPageStore(config, STEADY);
-    apps = await startApps(1, { config, renderMs: RENDER_MS, options: { serveFromCache: true, ...STEADY, logger: undefined } });
+    race = await startPurgeRace(RENDER_MS);
+    ({ purger, apps } = race);
   });
   afterAll(async () => {
-    await apps?.stop();
-    await purger?.close();
-    for (const s of servers ?? []) await s.stop();
+    await race?.stop();
   });
 
   it('purged 100 ms into a 500 ms render, the page is not stored: the next request is a miss that renders the new page (100 pages at once)', async () => {

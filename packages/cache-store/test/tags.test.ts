@@ -6,7 +6,7 @@ import { CacheStoreOptionError, createPageStore, pageCache, PageTagError, purgeH
 import { fastifyPageCache } from '../src/fastify.js';
 import { internalsOf } from '../src/page-store.js';
 import { entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
-import { eventually, HOST, listen, mapLimit, remainingTtl, requestTo, startApps, STEADY, testConfig, type AppProcesses } from './site.js';
+import { eventually, HOST, listen, mapLimit, remainingTtl, requestTo, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
 
 const url = (path: string): string => `https://${HOST}${path}`;
 
@@ -264,21 +264,17 @@ describe('an index entry evicted while its pages remain', () => {
 });
 
 describe('a render begun before a purge by tag', () => {
-  let servers: MemcachedServer[];
+  let race: PurgeRace;
   let purger: PageStore;
   let apps: AppProcesses;
   const RENDER_MS = 500;
 
   beforeAll(async () => {
-    servers = [await startMemcached(), await startMemcached()];
-    const config = testConfig(servers.map((s) => s.address), { gzip: false, grace: 300 });
-    purger = createPageStore(config, STEADY);
-    apps = await startApps(1, { config, renderMs: RENDER_MS, tags: true, options: { serveFromCache: true, ...STEADY, logger: undefined } });
+    race = await startPurgeRace(RENDER_MS, true);
+    ({ purger, apps } = race);
   });
   afterAll(async () => {
-    await apps?.stop();
-    await purger?.close();
-    for (const s of servers ?? []) await s.stop();
+    await race?.stop();
   });
 
   it('is never stored after it, though its page was in no index when the purge read it (50 pages, one purge 100 ms into their renders)', async () => {
