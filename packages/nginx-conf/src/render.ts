@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { nginxKeyExpression } from '@sitecache/cache-key';
 import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
-import { bypassCookiePattern, cachedLocations, GZIP_FLAG, HTML_TYPE, ignoredParamsPattern, STALE_KEY_MARKER, staleKeyConfig, type CachedLocation } from '@sitecache/nginx-model';
+import { bypassCookiePattern, cachedLocations, escapeRegex, GZIP_FLAG, HTML_TYPE, ignoredParamsPattern, locationsInMatchOrder, STALE_KEY_MARKER, staleKeyConfig, type CachedLocation } from '@sitecache/nginx-model';
 import { resolveOptions, type RenderOptions, type ResolvedOptions } from './options.js';
 
 /**
@@ -620,23 +620,21 @@ const FAILURE_COMMENTS: Record<Failure, string> = {
  * from, and a named location no longer knows which one that was: this map tells, from $uri.
  */
 function staleLocationMap(config: SitecacheConfig): string[] {
-  const typed = cachedLocations(config.contentTypes).slice(1);
-  if (config.grace === 0 || typed.length === 0) return [];
-  // nginx's own order: an exact location first, else the longest prefix. Regexes, because map's
-  // plain strings ignore case and locations do not.
-  const ranked = typed
-    .map((location, i) => ({ ...location, suffix: `_type${i + 1}` }))
-    .sort((a, b) => Number(b.location.startsWith('= ')) - Number(a.location.startsWith('= ')) || b.location.length - a.location.length);
+  if (config.grace === 0 || Object.keys(config.contentTypes).length === 0) return [];
+  const suffixes = new Map(cachedLocations(config.contentTypes).map(({ location }, i) => [location, `_type${i}`]));
+  // Regexes in nginx's own order, the first that matches winning: map's plain strings ignore case
+  // and locations do not. `/` is the default.
+  const typed = locationsInMatchOrder(config.contentTypes).filter(({ location }) => location !== '/');
   return [
     "# Which cached location served this URI (an exact one, else the longest prefix), so that a page's",
     '# stale copy has that location\'s type. Read only when the app fails.',
     'map $uri $sitecache_stale_type {',
     ...indent([
       'default "";',
-      ...ranked.map(({ location, suffix }) => {
+      ...typed.map(({ location }) => {
         const exact = location.startsWith('= ');
-        const path = (exact ? location.slice(2) : location).replace(/[.*+?^$()[\]{}|\\]/g, '\\$&');
-        return `"~^${path}${exact ? '$' : ''}" ${suffix};`;
+        const path = escapeRegex(exact ? location.slice(2) : location);
+        return `"~^${path}${exact ? '$' : ''}" ${suffixes.get(location)};`;
       }),
     ]),
     '}',

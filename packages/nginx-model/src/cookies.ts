@@ -1,3 +1,5 @@
+import { escapeRegex } from './syntax.js';
+
 /**
  * The regular expression, over the raw Cookie header, that tells a visitor carrying one of
  * `names`: the same source text is nginx's `map $http_cookie` pattern (PCRE) and the app's
@@ -6,8 +8,4 @@
 export function bypassCookiePattern(names: readonly string[]): string | undefined {
   if (names.length === 0) return undefined;
   return `(?:^|;)\\s*(?:${names.map(escapeRegex).join('|')})=`;
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 }

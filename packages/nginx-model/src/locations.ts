@@ -32,8 +32,18 @@ export function isCachedLocation(text: string): boolean {
 }
 
 /**
+ * The locations of `cachedLocations` in the order nginx tries them on a URI: exact locations first,
+ * then prefixes, longest first, `/` last. The first that matches serves the URI: an exact location
+ * when equal to it, a prefix when the URI starts with it (byte for byte, case included).
+ */
+export function locationsInMatchOrder(contentTypes: Readonly<Record<string, string>>): CachedLocation[] {
+  const exact = ({ location }: CachedLocation): number => Number(location.startsWith('= '));
+  return cachedLocations(contentTypes).sort((a, b) => exact(b) - exact(a) || b.location.length - a.location.length);
+}
+
+/**
  * The Content-Type nginx serves a hit for this raw request target with, as the generated config
- * routes it: an exact location first, else the longest matching prefix (`/` for HTML). Undefined
+ * routes it: the first of `locationsInMatchOrder` that matches `$uri` (`/` for HTML). Undefined
  * when there are typed locations and nginx would refuse the target.
  */
 export function servedContentType(contentTypes: Readonly<Record<string, string>>, target: string): string | undefined {
@@ -41,17 +51,10 @@ export function servedContentType(contentTypes: Readonly<Record<string, string>>
   if (Object.keys(contentTypes).length === 0) return HTML_TYPE;
   const uri = nginxUri(target);
   if (uri === undefined) return undefined;
-  let served = HTML_TYPE;
-  let longest = 0;
-  for (const { location, contentType } of cachedLocations(contentTypes)) {
-    if (location.startsWith('= ')) {
-      if (uri === location.slice(2)) return contentType;
-    } else if (uri.startsWith(location) && location.length > longest) {
-      served = contentType;
-      longest = location.length;
-    }
-  }
-  return served;
+  const served = locationsInMatchOrder(contentTypes).find(({ location }) =>
+    location.startsWith('= ') ? uri === location.slice(2) : uri.startsWith(location),
+  );
+  return served?.contentType ?? HTML_TYPE;
 }
 
 // An exact (`= /path`) or prefix (`/path`) location: a path nginx can hold unquoted.

@@ -1,3 +1,5 @@
+import { escapeRegex } from './syntax.js';
+
 /**
  * Query parameters a page never depends on (analytics scripts read them in the browser): left out
  * of the key by default, so a visitor arriving from a newsletter or a social network gets the page
@@ -130,10 +132,6 @@ function paramName(uri: string, start: number, end: number): string {
   const param = uri.slice(start, end);
   const eq = param.indexOf('=');
   return eq < 0 ? param : param.slice(0, eq);
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^$()[\]{}|\\]/g, '\\$&');
 }
 
 const PARAM_PATTERN = /^(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+\*?$/;

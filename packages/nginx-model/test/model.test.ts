@@ -5,6 +5,7 @@ import {
   bypassCookiePattern,
   createHashRing,
   DEFAULT_IGNORE_PARAMS,
+  escapeRegex,
   ignoredParamsPattern,
   isQueryParamPattern,
   keyRequestUri,
@@ -12,6 +13,7 @@ import {
   HTML_TYPE,
   InvalidServerListError,
   isNginxLiteral,
+  locationsInMatchOrder,
   memcachedExptime,
   MAX_RELATIVE_TTL,
   nginxRequest,
@@ -69,6 +71,12 @@ describe('$uri, the path nginx matches locations against', () => {
     expect(servedContentType(config, '/API/v1/items')).toBe(HTML_TYPE);
     expect(servedContentType(config, '/x/../api/v1/items')).toBe('application/json');
   });
+
+  it('lists the locations in the order nginx tries them: exact ones, then prefixes longest first, / last', () => {
+    const config = { '/api/': 'application/xml', ...contentTypes, '= /api/v1/': 'text/plain' };
+    expect(locationsInMatchOrder(config).map(({ location }) => location)).toEqual(['= /feed.xml', '= /api/v1/', '/api/v1/', '/api/', '/']);
+    expect(locationsInMatchOrder({})).toEqual([{ location: '/', contentType: HTML_TYPE }]);
+  });
 });
 
 describe('the bypass cookie pattern, shared by the nginx map and the app', () => {
@@ -94,6 +102,22 @@ describe('what nginx holds literally in the key expression', () => {
 
   it.each(['a b', '$host', '${x}', 'a"b', "a'b", 'a\\b', 'a{', 'a}', 'caf\u00e9', 'a\tb'])('%j is not', (text) => {
     expect(isNginxLiteral(text)).toBe(false);
+  });
+});
+
+describe('escapeRegex, for the sources nginx and the app both read', () => {
+  it('makes any text match itself alone', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (text, other) => {
+        const pattern = new RegExp(`^${escapeRegex(text)}$`);
+        expect(pattern.test(text)).toBe(true);
+        expect(pattern.test(other)).toBe(other === text);
+      }),
+    );
+  });
+
+  it('escapes every metacharacter with a backslash and leaves the rest', () => {
+    expect(escapeRegex('a.b*c+d?e^f$g(h)i[j]k{l}m|n\\o-p/q')).toBe('a\\.b\\*c\\+d\\?e\\^f\\$g\\(h\\)i\\[j\\]k\\{l\\}m\\|n\\\\o-p/q');
   });
 });
 
