@@ -30,16 +30,20 @@ machines shares its N clusters, each machine running K at a time.
 
 Options:
   -n, --clusters N               how many clusters: runs 1..N (required)
-      --log FILE                 the resume log, JSON lines (required)
+      --log FILE                 the resume log, JSON lines (required, except with --queue)
   -j, --jobs K                   clusters at a time (default: the number of CPUs)
-      --output-dir DIR           each cluster's stdout and stderr files (default: FILE.output)
+      --output-dir DIR           each cluster's stdout and stderr files (default: FILE.output,
+                                 with --queue JOB.output in the working directory)
       --fresh                    start over; the old log is kept beside it as FILE.<time>
+                                 (with --queue: the job is replaced, refused while it runs)
       --shell                    run COMMAND through /bin/sh -c
-      --retries R                try a failed cluster up to R more times in this run (default 0)
+      --retries R                try a failed cluster up to R more times (default 0): in this run,
+                                 or with --queue on any machine
       --retry-delay DURATION     wait before the first retry, doubling after (default 1s)
       --timeout DURATION         stop a cluster that runs longer than this (default: none)
       --grace DURATION           wait between SIGTERM and SIGKILL when stopping (default 10s)
-      --halt WHEN,fail=N         now or soon after N failed clusters, or N% (default never)
+      --halt WHEN,fail=N         now or soon after N failed clusters, or N% (default never;
+                                 not with --queue)
       --mem-free SIZE            start no cluster while available memory is below SIZE
       --max-rss SIZE             stop a cluster whose process tree uses more memory than SIZE
       --worker MODULE            worker mode: K long-lived Node workers run the module's function

@@ -83,9 +83,18 @@ export async function readQueuedJob(client: Redis, name: string): Promise<Queued
 export async function claimJob(client: Redis, queue: QueueSettings, job: QueuedJob): Promise<void> {
   const created = await client.set(jobKeys(queue.name).identity, JSON.stringify(job), 'NX');
   if (created === 'OK') return;
+  if (!(await checkJob(client, queue, job))) return claimJob(client, queue, job); // replaced by a --fresh meanwhile
+}
+
+/**
+ * Throws {@link QueueMismatchError} when the queue holds another job under this name (another N, or
+ * another command or worker); says whether it holds one at all. Reads only.
+ */
+export async function checkJob(client: Redis, queue: QueueSettings, job: QueuedJob): Promise<boolean> {
   const existing = await readQueuedJob(client, queue.name);
-  if (existing === null) return claimJob(client, queue, job); // replaced by a --fresh meanwhile
+  if (existing === null) return false;
   if (describeJob(existing) !== describeJob(job)) {
     throw new QueueMismatchError(queue.name, queue.address, describeJob(existing), describeJob(job));
   }
+  return true;
 }

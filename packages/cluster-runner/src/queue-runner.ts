@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
@@ -10,8 +10,9 @@ import { LauncherPool } from './launcher.js';
 import { fileStamp, type EndReason } from './log.js';
 import { TreeMemoryWatch, availableMemory } from './memory.js';
 import type { QueueSettings, RunSettings } from './options.js';
-import { QUEUE_PREFIX, claimJob, connectChecked, jobKeys, reconnectingOptions, type QueuedJob } from './queue-redis.js';
+import { QUEUE_PREFIX, checkJob, claimJob, connectChecked, jobKeys, reconnectingOptions, type QueuedJob } from './queue-redis.js';
 import type { RunSummary } from './runner.js';
+import { prepareOutputFolder } from './output-folder.js';
 import { WorkerPool } from './worker.js';
 
 // Queue mode: the job's clusters are BullMQ jobs on Redis, shared by every runner given the same
@@ -121,10 +122,14 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
   let executor: Executor | null = null;
   try {
     if (settings.fresh) await refuseIfBusy(jobs, queue);
+    // Another job of this name is refused before anything is made or started for this run.
+    else await checkJob(redis, queue, requested);
     const outputDir = settings.outputDir ?? resolve(settings.cwd, `${queue.name}.output`);
     // As in a local run, --fresh keeps the old job's default output folder beside the new one.
-    if (settings.fresh && settings.outputDir === null && existsSync(outputDir)) renameSync(outputDir, `${outputDir}.${fileStamp()}`);
-    mkdirSync(outputDir, { recursive: true });
+    const outputFolder = prepareOutputFolder(
+      outputDir,
+      settings.fresh && settings.outputDir === null ? `${outputDir}.${fileStamp()}` : null,
+    );
     const owner = { CLUSTER_RUN_QUEUE: queue.address, CLUSTER_RUN_NAME: queue.name, CLUSTER_RUN_HOST: queue.host };
     executor =
       settings.worker !== null
@@ -146,13 +151,20 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
             env: settings.env,
             launchers: settings.jobs,
           });
-    // A worker module that cannot run clusters is refused before anything is enqueued.
-    await executor.open();
-    const pool = executor;
-
     const scanBegan = performance.now();
-    if (settings.fresh) await startOver(redis, jobs, queue);
-    await claimJob(redis, queue, requested);
+    try {
+      // A worker module that cannot run clusters is refused before anything is enqueued.
+      await executor.open();
+      if (settings.fresh) await startOver(redis, jobs, queue);
+      await claimJob(redis, queue, requested);
+    } catch (error) {
+      // A refused run leaves no output folder behind (and puts back the one --fresh set aside).
+      await executor.close();
+      executor = null;
+      outputFolder.undo();
+      throw error;
+    }
+    const pool = executor;
     await enqueue(redis, jobs, queue.name, clusters);
     await retryFailedBefore(jobs, startedAt);
     const initial = await jobs.getJobCounts('completed', 'failed');

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +24,7 @@ import {
 import { TreeMemoryWatch, availableMemory } from './memory.js';
 import { normalizeRunOptions, type RunOptions, type RunSettings } from './options.js';
 import { LOG_VARIABLE, stopOrphans } from './orphans.js';
+import { prepareOutputFolder } from './output-folder.js';
 import { WorkerPool } from './worker.js';
 
 /** What a run did, and where the job stands. */
@@ -165,11 +166,10 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
     await writer?.close();
     writer = null;
     oldLog = setLogAside(log, fileStamp());
-    if (settings.outputDir === null && existsSync(defaultOutputDir)) renameSync(defaultOutputDir, `${oldLog}.output`);
     state = null;
   }
   const outputDir = settings.outputDir ?? defaultOutputDir;
-  mkdirSync(outputDir, { recursive: true });
+  const outputFolder = prepareOutputFolder(outputDir, oldLog !== null && settings.outputDir === null ? `${oldLog}.output` : null);
   const executor: Executor =
     settings.worker !== null
       ? new WorkerPool({
@@ -193,9 +193,12 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
   try {
     await executor.open();
   } catch (error) {
-    // Refused before the run record: the log shows nothing of a run that never started.
+    // Refused before the run record: the log shows nothing of a run that never started, and the
+    // disk is as it was (no output folder made, a --fresh's old log and output back in place).
     await executor.close();
     await writer?.close();
+    outputFolder.undo();
+    if (oldLog !== null) renameSync(oldLog, log);
     throw error;
   }
 

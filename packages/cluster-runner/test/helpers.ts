@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { makeTempDir, type TempDir } from '@sitecache/test-services';
@@ -10,8 +11,17 @@ export async function jobFolder(name: string): Promise<{ dir: TempDir; log: stri
   return { dir, log: join(dir.path, 'job.log'), stamps: join(dir.path, 'stamps') };
 }
 
-/** The built CLI, run as users run it. */
-export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+/**
+ * The CLI as users run it, from the source under test (through tsx's loader, resolved to an
+ * absolute URL since tests run it in other folders), so that a test never runs a stale build. The
+ * built files are tested where the build itself is the point: the CommonJS and lazy-loading tests
+ * and the installed-packages test.
+ */
+const CLI = [
+  '--import',
+  pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href,
+  fileURLToPath(new URL('../src/cli.ts', import.meta.url)),
+];
 
 /** A fixture script's absolute path. */
 export function fixture(name: string): string {
@@ -25,7 +35,7 @@ export function cli(
   args: readonly string[],
   options: { cwd?: string; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
 ): ResultPromise<CliOptions> {
-  const command = [...(options.nodeArgs ?? []), CLI, ...args];
+  const command = [...(options.nodeArgs ?? []), ...CLI, ...args];
   return execa(process.execPath, command, { reject: false, cwd: options.cwd, env: options.env, stdin: 'ignore' } satisfies CliOptions);
 }
 

@@ -45,7 +45,8 @@ function inFlight(host: string): QueueStamp[] {
   for (const stamp of readQueueStamps(stamps)) {
     if (stamp.host !== host) continue;
     if (stamp.what === 'start') open.set(stamp.pid, stamp);
-    else if (stamp.what === 'end') open.delete(stamp.pid);
+    // A process seen dead at an earlier kill was counted then: it is not in flight at the next one.
+    else if (stamp.what === 'end' || stamp.what === 'dead') open.delete(stamp.pid);
   }
   return [...open.values()];
 }

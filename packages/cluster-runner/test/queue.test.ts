@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -232,6 +232,20 @@ describe('refusals (exit 2, nothing enqueued)', () => {
         'Rerun with the same clusters and command to work on it, pass --fresh to replace it, or choose another --name.',
     );
     expect(readQueueStamps(stamps).filter((stamp) => stamp.what === 'start')).toHaveLength(2);
+    // Refused before anything of this run is made: machine m2's output folder does not appear.
+    const m2 = await runner('changed', 'm2', 3);
+    expect(m2.exitCode).toBe(2);
+    expect(existsSync(join(dir.path, 'm2'))).toBe(false);
+
+    // The same count with another command is another job too.
+    const otherCommand = await cli(['--clusters', '2', '--queue', redis.url, '--name', 'changed', '--output-dir', join(dir.path, 'm3'), '--', 'true', '{}']);
+    expect(otherCommand.exitCode).toBe(2);
+    expect(otherCommand.stderr).toBe(
+      `cluster-run: Job "changed" on ${redis.url} was enqueued as 2 clusters of ${command}, but this run is 2 clusters of ["true","{}"]. ` +
+        'Rerun with the same clusters and command to work on it, pass --fresh to replace it, or choose another --name.',
+    );
+    expect(existsSync(join(dir.path, 'm3'))).toBe(false);
+    expect(readQueueStamps(stamps).filter((stamp) => stamp.what === 'start')).toHaveLength(2);
 
     const fresh = await runner('changed', 'm1', 3, ['--fresh']);
     expect(fresh.exitCode).toBe(0);
@@ -241,11 +255,21 @@ describe('refusals (exit 2, nothing enqueued)', () => {
 
   it('a worker module that does not load: refused before anything is enqueued', async () => {
     const missing = join(dir.path, 'missing-worker.mjs');
-    const result = await cli(['--clusters', '3', '--queue', redis.url, '--name', 'badworker', '--worker', missing]);
+    const result = await cli(['--clusters', '3', '--queue', redis.url, '--name', 'badworker', '--worker', missing], { cwd: dir.path });
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(`cluster-run: Worker module "${missing}" cannot run clusters: it failed to load`);
     // No job, no clusters: only the queue's own meta, which BullMQ writes as it connects.
     expect(await client.keys('cluster-run:badworker:*')).toEqual(['cluster-run:badworker:meta']);
+    // Nor an output folder (the default one is JOB.output in the working directory).
+    expect(readdirSync(dir.path)).toEqual([]);
+
+    // With --fresh, the folder a previous run left is not moved aside by a run that is then refused.
+    mkdirSync(join(dir.path, 'badworker.output'));
+    writeFileSync(join(dir.path, 'badworker.output', 'kept'), 'output of an earlier run');
+    const fresh = await cli(['--clusters', '3', '--queue', redis.url, '--name', 'badworker', '--worker', missing, '--fresh'], { cwd: dir.path });
+    expect(fresh.exitCode).toBe(2);
+    expect(readdirSync(dir.path)).toEqual(['badworker.output']);
+    expect(readdirSync(join(dir.path, 'badworker.output'))).toEqual(['kept']);
   });
 
   it('--log with --queue: the queue is the log', async () => {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { TempDir } from '@sitecache/test-services';
 import { runClusters, WorkerModuleError, type RunOptions } from '@sitecache/cluster-runner';
 import { alive, cli, fixture, jobFolder, readRecords, readStamps, stampViolations, startsPerCluster, waitFor } from './helpers.js';
@@ -99,6 +100,18 @@ describe('worker mode', () => {
     await expect(attempt).rejects.toThrow(message);
     expect(existsSync(log)).toBe(false);
     expect(readStamps(stamps)).toEqual([]);
+    expect(existsSync(`${log}.output`)).toBe(false);
+  });
+
+  it('a module refused on a --fresh run leaves the old log and its output where they were', async () => {
+    await runClusters(workerJob(3, {}, { FAIL: '2' }));
+    writeFileSync(`${log}.output/kept`, 'the first run\'s output');
+    const before = readFileSync(log, 'utf8');
+    const attempt = runClusters({ ...workerJob(3), fresh: true, worker: fixture('no-such-worker.mjs') });
+    await expect(attempt).rejects.toThrow(WorkerModuleError);
+    expect(readFileSync(log, 'utf8')).toBe(before);
+    expect(readFileSync(`${log}.output/kept`, 'utf8')).toBe('the first run\'s output');
+    expect(readdirSync(dirname(log)).filter((name) => name.startsWith('job.log.'))).toEqual(['job.log.output']);
   });
 
   it('leaves no worker behind when the runner is killed with SIGKILL', async () => {
