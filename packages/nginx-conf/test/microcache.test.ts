@@ -85,14 +85,20 @@ describe('with microcache on', () => {
     expect((await send(micro, 'GET', '/purged')).headers['x-cache']).toBe('HIT');
     await deleteKey(memcached.address, keyOf('/purged'));
     const purged = Date.now();
+    // Each request's send time is before nginx served it, however loaded the machine: a HIT sent
+    // later than the bound was served from the micro-cache past it.
+    let sent = Date.now();
+    let lastHitSent = purged;
     let response = await send(micro, 'GET', '/purged');
-    while (response.headers['x-cache'] === 'HIT' && Date.now() - purged < 5_000) {
+    while (response.headers['x-cache'] === 'HIT' && Date.now() - purged < 10_000) {
+      lastHitSent = sent;
       await sleep(50);
+      sent = Date.now();
       response = await send(micro, 'GET', '/purged');
     }
     expect(response.body.toString()).toBe('rendered by the app: GET /purged');
-    // The bound is 2 s; the rest is for a request's latency on a loaded machine.
-    expect(Date.now() - purged).toBeLessThan(2_300);
+    // The bound is 2 s; the rest is for nginx's cached clock, which lags a busy worker.
+    expect(lastHitSent - purged).toBeLessThan(2_500);
   });
 
   it('keeps a changed page no longer than microcache either', async () => {

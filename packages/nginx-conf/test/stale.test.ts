@@ -314,8 +314,12 @@ describe('without grace (0, the default)', () => {
   it('gives up on the app after appTimeout with 504', async () => {
     const started = Date.now();
     const response = await send(site, 'GET', '/p?app=sleep');
+    const took = Date.now() - started;
+    // The app answers 200 at 1.5 s: a 504 means nginx gave up first, and not before appTimeout (less
+    // nginx's cached clock). The upper bound only catches a hang; load never comes near it.
     expect(response.status).toBe(504);
-    expect(Date.now() - started).toBeLessThan(1_400);
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(10_000);
     expect(response.headers['x-cache']).toBeUndefined();
   });
 
