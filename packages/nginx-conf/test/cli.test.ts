@@ -1,18 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { cacheKey } from '@sitecache/cache-key';
 import { makeTempDir, memcachedSet, sendRaw, startMemcached, startNginx, type TempDir } from '@sitecache/test-services';
 
 const run = promisify(execFile);
-const bin = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+// The CLI as the source has it, not a build that may be older: run with tsx's loader, resolved from
+// here to an absolute URL.
+const cliSource = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args]);
+    const { stdout, stderr } = await run(process.execPath, ['--import', tsx, cliSource, ...args]);
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failure = error as { code: number; stdout: string; stderr: string };
