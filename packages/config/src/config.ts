@@ -273,6 +273,8 @@ export function parseConfig(input: unknown, source?: string): SitecacheConfig {
     if (typeof value !== 'string' || !HEADER_VALUE.test(value)) {
       fail(`hitHeaders["${name}"]`, 'a header value of printable ASCII, without "$" (nginx would read a variable)', value);
     }
+    // add_header sends nothing for "", while a miss may send the header empty: a hit would differ.
+    if (value === '') fail(`hitHeaders["${name}"]`, 'a header value that is not empty (nginx\'s add_header sends no header for "")', value);
   }
 
   const errorPage = raw.errorPage;

@@ -92,6 +92,7 @@ describe('parseConfig', () => {
     [{ hitHeaders: { Link: '</$uri>; rel=preload' } }, 'hitHeaders["Link"]', 'a header value of printable ASCII, without "$"', '"</$uri>; rel=preload"'],
     [{ hitHeaders: { 'X-A': 'a\nb' } }, 'hitHeaders["X-A"]', 'a header value of printable ASCII', '"a\\nb"'],
     [{ hitHeaders: { 'X-A': 1 } }, 'hitHeaders["X-A"]', 'a header value', '1'],
+    [{ hitHeaders: { 'X-Empty': '' } }, 'hitHeaders["X-Empty"]', 'a header value that is not empty', '""'],
     [{ hitHeaders: { 'Content-Type': 'text/plain' } }, 'hitHeaders["Content-Type"]', 'a header nginx does not set on hits itself', '"Content-Type"'],
     [{ hitHeaders: { 'x-cache': 'HIT' } }, 'hitHeaders["x-cache"]', 'a header nginx does not set on hits itself', '"x-cache"'],
     [{ hitHeaders: { 'X-A': '1', 'x-a': '2' } }, 'hitHeaders["x-a"]', 'each header once, whatever its case', '"x-a"'],
