@@ -229,9 +229,7 @@ export interface AppProcesses {
 export async function startApps(count: number, settings: { config: SitecacheConfig; renderMs: number; options?: Record<string, unknown>; tags?: boolean }): Promise<AppProcesses> {
   const fixture = fileURLToPath(new URL('./fixtures/render-app.ts', import.meta.url));
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  // jest's --experimental-vm-modules is not for the app.
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
+  const env = withoutNodeOptions();
   const apps: ServiceProcess[] = [];
   const stop = async (): Promise<void> => {
     for (const app of apps) await app.stop();
@@ -261,13 +259,23 @@ export async function startApps(count: number, settings: { config: SitecacheConf
   }
 }
 
-// The built bin, run as a user runs it (build first: `pnpm --filter @sitecache/cache-store build`).
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+/**
+ * The bin as users run it, but from the source under test (through tsx's loader, resolved to an
+ * absolute URL), so a test never runs a stale build.
+ */
+const CLI = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, fileURLToPath(new URL('../src/cli.ts', import.meta.url))];
+
+/** The environment without jest's --experimental-vm-modules, which is not for the processes a test starts. */
+function withoutNodeOptions(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}
 
 /** Runs `sitecache ...args` and resolves with its exit code and output. */
 export function sitecache(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [...CLI, ...args], { timeout: 20_000, env: withoutNodeOptions() }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
