@@ -2,7 +2,9 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type SitecacheConfig } from '@sitecache/config';
 import { checkPage, formatReport, reportPassed } from './check.js';
+import { PageTagError } from './errors.js';
 import { createPageStore, type ServerStats } from './page-store.js';
+import { checkTags } from './tags.js';
 
 const HELP = `Usage: sitecache <command> [--config FILE]
 
@@ -25,7 +27,8 @@ Commands:
                     carry as the miss did, or why the page was not stored
 
 Options:
-  --tag TAG         purge: a tag (repeat for more)
+  --tag TAG         purge: a tag; with --tag, purge's other arguments are tags too (or
+                    repeat --tag)
   --config FILE     the config file (default: $SITECACHE_CONFIG or ./sitecache.config.json)
   --timeout MS      how long one memcached command, or one request of check, may take (default 2000)
   --host HOST       check: the Host to send (default: the URL's host when config.hosts names it,
@@ -62,9 +65,12 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   if (command !== 'purge' && command !== 'stats' && command !== 'check') throw new UsageError(`unknown command "${command}"`);
-  const tags = values.tag ?? [];
+  // `purge --tag a b` as the help writes it: with --tag, the other arguments are tags too, not URLs.
+  const tags = values.tag === undefined ? [] : [...values.tag, ...args];
   if (values.soft && (command !== 'purge' || values.all)) throw new UsageError('--soft goes with purge URL... or purge --tag TAG...');
-  if (tags.length > 0 && (command !== 'purge' || values.all || args.length > 0)) throw new UsageError('--tag goes with purge, without URLs or --all');
+  if (tags.length > 0 && (command !== 'purge' || values.all)) throw new UsageError('--tag goes with purge, without --all');
+  // A tag that cannot be one is bad usage (2), found before any server is asked.
+  if (tags.length > 0) checkTags(tags);
   if ((values.host !== undefined || values.wait !== undefined) && command !== 'check') throw new UsageError('--host and --wait go with check');
   if (command === 'check' && args.length !== 1) throw new UsageError('check takes one URL');
   if (command === 'purge' && !values.all && args.length === 0 && tags.length === 0) throw new UsageError('purge needs URLs, --tag TAG or --all');
@@ -137,7 +143,7 @@ main(process.argv.slice(2)).then(
   },
   (error: Error) => {
     process.stderr.write(`sitecache: ${error.message}\n`);
-    const usage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const usage = error instanceof UsageError || error instanceof PageTagError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (usage) process.stderr.write(`\n${HELP}`);
     process.exitCode = usage ? 2 : 1;
   },

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cacheKey } from '@sitecache/cache-key';
 import { freePort, makeTempDir, memcachedGet, startMemcached, type MemcachedServer, type TempDir } from '@sitecache/test-services';
 import { createPageStore, type PageStore, type ServerStats } from '../src/index.js';
@@ -79,8 +80,30 @@ describe('the sitecache bin', () => {
     expect(await held(`https://${HOST}/t/3`)).toBe(true);
     const soft = await sitecache(['purge', '--config', configFile, '--soft', '--tag', 'all']);
     expect([soft.code, soft.stdout.trim().split('\n').at(-1)]).toEqual([0, 'total\tpurged 1']);
-    const usage = await sitecache(['purge', '--config', configFile, '--tag', 'a', `https://${HOST}/a`]);
+    const usage = await sitecache(['purge', '--config', configFile, '--tag', 'a', '--all']);
     expect(usage.code).toBe(2);
+  });
+
+  it('takes the arguments after purge --tag as more tags, as --help writes it, and --tag repeated', async () => {
+    for (const tag of ['one', 'two', 'three', 'four']) await store.put(`https://${HOST}/many/${tag}`, 'x', { tags: [tag] });
+    const listed = await sitecache(['purge', '--config', configFile, '--tag', 'one', 'two']);
+    expect([listed.code, listed.stdout.trim().split('\n').at(-1)]).toEqual([0, 'total\tpurged 2']);
+    const repeated = await sitecache(['purge', '--config', configFile, '--tag', 'three', '--tag', 'four']);
+    expect([repeated.code, repeated.stdout.trim().split('\n').at(-1)]).toEqual([0, 'total\tpurged 2']);
+    for (const tag of ['one', 'two', 'three', 'four']) expect(await held(`https://${HOST}/many/${tag}`)).toBe(false);
+  });
+
+  it('exits 2, bad usage, for a tag that cannot be one, naming it', async () => {
+    const result = await sitecache(['purge', '--config', configFile, '--tag', 'a b']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('Invalid tag "a b": a tag is printable ASCII without spaces');
+  });
+
+  it("prints the help the README's CLI section shows, word for word", async () => {
+    const help = await sitecache(['--help']);
+    const readme = await readFile(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const copy = /## CLI: `sitecache`\n\n```\n([\s\S]*?)```\n/.exec(readme)?.[1];
+    expect([help.code, copy]).toEqual([0, help.stdout]);
   });
 
   it('prints per-server stats as JSON with --json and as a table otherwise', async () => {
