@@ -44,14 +44,37 @@ function describe(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-/** A tag sitecache cannot index: empty, too long, not printable ASCII, or one too many for a page. */
+/** A tag sitecache cannot index (empty, too long, not printable ASCII), or a purge by tag that names none. */
 export class PageTagError extends Error {
   override readonly name = 'PageTagError';
-  /** The tag at fault. */
+  /** The tag at fault ("" when a purge named no tag). */
   readonly tag: string;
 
   constructor(tag: unknown, reason: string) {
     super(`Invalid tag ${describe(tag)}: ${reason}`);
     this.tag = String(tag);
+  }
+
+  /** The error for a purge by tag given an empty list. */
+  static none(): PageTagError {
+    const error = new PageTagError('', '');
+    error.message = 'No tag to purge: a purge by tag names at least one tag, and the list given was empty';
+    return error;
+  }
+}
+
+/**
+ * A server would not keep the count of purges by tag (its `incr` found no counter after it was
+ * created, three times over): the purge could not mark its tags there. Reported in the purge's
+ * result for that server, never thrown to the caller.
+ */
+export class PurgeCountError extends Error {
+  override readonly name = 'PurgeCountError';
+  /** The server of `config.memcached` at fault. */
+  readonly server: string;
+
+  constructor(server: string) {
+    super(`memcached ${server} did not keep the count of purges by tag after it was created three times (evicted at once, or flushed meanwhile)`);
+    this.server = server;
   }
 }

@@ -9,7 +9,7 @@ import { createPageStore, internalsOf, type Claim, type PageStore, type PageStor
 import { bodyRefusal, type BodyFacts, headerDifferences, pageTtl, requestPolicy, responseRefusal, type RequestPolicy, type SkipReason } from './policy.js';
 import { SingleFlight, type Flight, type FlightAnswer, type SharedResponse } from './single-flight.js';
 import { pageTags, type PageTags, type TagCapture } from './tags.js';
-import type { WarningLog } from './warnings.js';
+import { describeError, type WarningLog } from './warnings.js';
 
 /** A route's own rule: `false` opts it out of the cache, `{ ttl }` stores its pages for that many seconds. */
 export type RouteRule = false | { readonly ttl: number };
@@ -453,14 +453,6 @@ export class PageCache {
   private warn(where: string, error: unknown): void {
     const message = describeError(error);
     this.warnings.warn(`error: ${message}`, `sitecache: ${where} failed (${message}); the app answered, the page is not stored`);
-  }
-}
-
-function describeError(error: unknown): string {
-  try {
-    return error instanceof Error ? error.message : String(error);
-  } catch {
-    return 'an error that cannot be described';
   }
 }
 

@@ -5,7 +5,7 @@ import { cacheKey, requestKey, type RequestLike } from '@sitecache/cache-key';
 import { resolveConfig, type SitecacheConfig, type SitecacheConfigInput } from '@sitecache/config';
 import { createHashRing, GZIP_FLAG, memcachedExptime, staleKeyConfig, type HashRing } from '@sitecache/nginx-model';
 import { MemcacheClient } from 'memcache-client';
-import { CacheStoreOptionError, PageAddressError, UnsupportedServerError } from './errors.js';
+import { CacheStoreOptionError, PageAddressError, PurgeCountError, UnsupportedServerError } from './errors.js';
 import { MetricsRecorder, type PageCacheMetrics } from './metrics.js';
 import { PageGzip } from './page-gzip.js';
 import { pageTtl, type SkipReason } from './policy.js';
@@ -188,12 +188,15 @@ export interface PageStore {
    * Deletes pages, and their stale copies unless `soft`. First it writes each page's purge marker,
    * so that a render that began before the purge is never stored after it. A path ("/a?b") names
    * that page under every host in `config.hosts`; an absolute URL names one page.
+   * @throws (rejects) PageAddressError, InvalidHostError for a bad address, CacheStoreOptionError
+   * for a `soft` that is neither true nor false.
    */
   purge(pages: PageAddress | Iterable<PageAddress>, options?: PurgeOptions): Promise<PurgedPage[]>;
   /**
    * Deletes every page stored with any of `tags` (and its stale copy unless `soft`), on every
    * server, and a render that began before the purge is never stored after it, tagged as it may be.
-   * @throws (rejects) PageTagError for a tag that cannot be one.
+   * @throws (rejects) PageTagError for a tag that cannot be one, or no tag; CacheStoreOptionError
+   * for a `soft` that is neither true nor false.
    */
   purgeTags(tags: string | Iterable<string>, options?: PurgeOptions): Promise<TagPurge>;
   /** Empties every server of `config.memcached` (memcached's flush_all): every site sharing them too. */
@@ -790,6 +793,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   async purge(pages: PageAddress | Iterable<PageAddress>, options: PurgeOptions = {}): Promise<PurgedPage[]> {
+    const soft = softOf(options);
     const list = typeof pages === 'string' || !(Symbol.iterator in Object(pages)) ? [pages as PageAddress] : [...(pages as Iterable<PageAddress>)];
     const targets = list.flatMap((page) => this.expand(page)).map(({ staleKey, ...target }) => ({ target: { ...target, server: this.ring.serverFor(target.key) }, staleKey }));
     const results: PurgedPage[] = new Array(targets.length);
@@ -798,7 +802,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       while (next < targets.length) {
         const index = next++;
         const { target, staleKey } = targets[index] as (typeof targets)[number];
-        results[index] = { ...target, ...(await this.purgeOne(target.key, staleKey, options.soft === true)) };
+        results[index] = { ...target, ...(await this.purgeOne(target.key, staleKey, soft)) };
       }
     };
     await Promise.all(Array.from({ length: Math.min(PURGE_CONCURRENCY, targets.length) }, worker));
@@ -831,7 +835,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
    */
   async purgeTags(tags: string | Iterable<string>, options: PurgeOptions = {}): Promise<TagPurge> {
     const list = checkTags(tags);
-    const soft = options.soft === true;
+    const soft = softOf(options);
     const hashes = list.map((tag) => this.hashOf(tag));
     const slots = [...this.slots.values()];
     const trouble = new Map<string, string>();
@@ -840,7 +844,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       slots.map(async (slot) => {
         const marked = await slot.run(
           async (client) => {
-            const generation = await this.nextGeneration(client);
+            const generation = await this.nextGeneration(client, slot.address);
             await Promise.all(hashes.map((hash) => client.set(tagMarkKey(hash), `${generation}${soft ? ' soft' : ''}`, { lifetime: this.markTtl })));
           },
           false,
@@ -890,7 +894,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   /** The server's next count of purges by tag. */
-  private async nextGeneration(client: MemcacheClient): Promise<number> {
+  private async nextGeneration(client: MemcacheClient, server: string): Promise<number> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         return Number(await client.incr(this.generationKey, 1));
@@ -903,7 +907,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
         if (error.message !== 'NOT_STORED') throw error;
       });
     }
-    throw new Error('the count of purges by tag could not be created');
+    throw new PurgeCountError(server);
   }
 
   async purgeAll(): Promise<ServerResult[]> {
@@ -1095,6 +1099,13 @@ async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: 
   } finally {
     sent();
   }
+}
+
+/** `options.soft`, checked: a value such as "yes" would otherwise purge both copies without a word. */
+function softOf(options: PurgeOptions): boolean {
+  const soft: unknown = options.soft;
+  if (soft !== undefined && typeof soft !== 'boolean') throw new CacheStoreOptionError('soft', 'true or false', soft);
+  return soft === true;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CacheStoreOptionError, PageTagError } from './errors.js';
-import type { PageStore, TagPurge } from './page-store.js';
+import { internalsOf, type PageStore, type TagPurge } from './page-store.js';
+import { describeError, WarningLog } from './warnings.js';
 
 /** The environment variable `purgeHandler` reads the shared secret from when config.purgeSecret is unset. */
 export const PURGE_SECRET_ENV = 'SITECACHE_PURGE_SECRET';
@@ -25,8 +26,10 @@ export type PurgeHandler = (req: IncomingMessage & { body?: unknown }, res: Serv
  * The purge endpoint for an app: `POST` with `Authorization: Bearer <secret>` and
  * `{"tags": ["article:42"], "soft": false}` answers 200 with `{ tags, purged, servers }` (how many pages
  * each server lost), or 502 with the same body when a server failed; 401 without the right
- * secret (compared in constant time), 405 for another method, 400 for a body or tag it cannot
- * use, 413 over 64 KiB. Never rejects.
+ * secret (compared in constant time), 405 for another method, 400 saying what it cannot use (a
+ * body that is not JSON, `tags` that is not a list of tags, a `soft` that is not a boolean), 413
+ * over 64 KiB, and 500 when the purge itself threw, logged through the store's logger (once per
+ * logIntervalMs per message). Never rejects.
  * @throws CacheStoreOptionError when there is no secret (none given, none in config.purgeSecret
  * or $SITECACHE_PURGE_SECRET), or it is shorter than 16 characters: an open purge endpoint is
  * refused at start, not discovered later.
@@ -41,6 +44,8 @@ export function purgeHandler(store: PageStore, options: PurgeHandlerOptions = {}
     );
   }
   const expected = digest(secret);
+  // A store not made by createPageStore has no logger of ours: the console, at the default interval.
+  const warnings = internalsOf(store)?.warnings ?? new WarningLog(console, 10_000);
   return async (req, res) => {
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       if (res.headersSent) return void res.end();
@@ -55,23 +60,28 @@ export function purgeHandler(store: PageStore, options: PurgeHandlerOptions = {}
       if (!timingSafeEqual(digest(given), expected)) return answer(401, { error: 'a valid Authorization: Bearer <secret> is required' }, { 'www-authenticate': 'Bearer' });
       const body = req.body !== undefined ? req.body : await readJson(req);
       if (body === TOO_LARGE) return answer(413, { error: `the body is over ${MAX_BODY_BYTES} bytes` });
-      const request = body as { tags?: unknown; soft?: unknown } | undefined;
-      const tags = request?.tags;
-      if (!Array.isArray(tags) || tags.length === 0 || (request?.soft !== undefined && typeof request.soft !== 'boolean')) {
-        return answer(400, { error: 'expected a JSON body {"tags": ["tag", ...], "soft"?: true|false}' });
-      }
-      const result: TagPurge = await store.purgeTags(tags as string[], { soft: request?.soft === true });
+      if (body === NOT_JSON) return answer(400, { error: 'the body is not JSON: expected {"tags": ["tag", ...], "soft"?: true|false}' });
+      const request = (typeof body === 'object' && body !== null ? body : {}) as { tags?: unknown; soft?: unknown };
+      const { tags, soft } = request;
+      if (!Array.isArray(tags) || tags.length === 0) return answer(400, { error: '"tags" is not a list of tags: expected {"tags": ["tag", ...]}' });
+      if (soft !== undefined && typeof soft !== 'boolean') return answer(400, { error: '"soft" is not true or false' });
+      // A tag that is not a string, or cannot be one, is a PageTagError naming it (400 below).
+      const result: TagPurge = await store.purgeTags(tags as string[], { soft: soft === true });
       const failed = result.servers.some((server) => server.failed > 0);
       return answer(failed ? 502 : 200, { tags: result.tags, purged: result.purged, servers: result.servers });
     } catch (error) {
       if (error instanceof PageTagError) return answer(400, { error: error.message });
+      const message = describeError(error).split(secret).join('(the secret)');
+      warnings.warn(`purge endpoint: ${message}`, `sitecache: the purge endpoint failed (${message}); it answered 500`);
       return answer(500, { error: 'the purge failed' });
     }
   };
 }
 
 const TOO_LARGE = Symbol('too large');
+const NOT_JSON = Symbol('not JSON');
 
+/** The body parsed, TOO_LARGE, or NOT_JSON (also when the request broke off). */
 function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -80,13 +90,13 @@ function readJson(req: IncomingMessage): Promise<unknown> {
       size += chunk.length;
       if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
-    req.on('error', () => resolve(undefined));
+    req.on('error', () => resolve(NOT_JSON));
     req.on('end', () => {
       if (size > MAX_BODY_BYTES) return resolve(TOO_LARGE);
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch {
-        resolve(undefined);
+        resolve(NOT_JSON);
       }
     });
   });

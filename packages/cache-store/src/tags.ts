@@ -33,7 +33,7 @@ export function tagProblem(tag: unknown): string | undefined {
  */
 export function checkTags(tags: string | Iterable<string>): string[] {
   const list = [...new Set(typeof tags === 'string' ? [tags] : tags)];
-  if (list.length === 0) throw new PageTagError('', 'a purge names at least one tag');
+  if (list.length === 0) throw PageTagError.none();
   for (const tag of list) {
     const problem = tagProblem(tag);
     if (problem) throw new PageTagError(tag, problem);

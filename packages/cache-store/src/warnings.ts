@@ -41,3 +41,12 @@ export class WarningLog {
     }
   }
 }
+
+/** An error's message for a warning. Never throws, whatever was thrown. */
+export function describeError(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'an error that cannot be described';
+  }
+}

@@ -71,7 +71,18 @@ describe('tagged pages', () => {
     expect(await store.get(url('/spaced'))).toBeUndefined();
     await expect(store.purgeTags(['ok', 'not ok'])).rejects.toThrow(PageTagError);
     await expect(store.purgeTags([])).rejects.toThrow(PageTagError);
+    await expect(store.purgeTags([])).rejects.toThrow('No tag to purge: a purge by tag names at least one tag, and the list given was empty');
     expect((await store.put(url('/put-bad'), 'x', { tags: ['a\u00e9'] })).stored).toBe(false);
+  });
+
+  it('refuses a soft that is not true or false, naming the option, and purges nothing', async () => {
+    await store.put(url('/soft-checked'), 'x', { tags: ['soft-checked'] });
+    const yes = { soft: 'yes' } as unknown as { soft: boolean };
+    await expect(store.purgeTags('soft-checked', yes)).rejects.toThrow(new CacheStoreOptionError('soft', 'true or false', 'yes'));
+    await expect(store.purge(url('/soft-checked'), yes)).rejects.toThrow('Invalid cache-store option "soft": expected true or false, got "yes"');
+    await expect(store.purge(url('/soft-checked'), yes)).rejects.toThrow(CacheStoreOptionError);
+    expect(await store.get(url('/soft-checked'))).toBeDefined();
+    expect(await store.get(url('/soft-checked'), { stale: true })).toBeDefined();
   });
 
   it('purges every page of a tag on every server, both copies, and says how many each server lost; soft keeps the stale copies', async () => {
@@ -352,6 +363,50 @@ describe('purgeHandler', () => {
     expect((await post('{"tags": "kept"}', { authorization: `Bearer ${SECRET}` })).status).toBe(400);
     expect((await post('{"tags": ["two words"]}', { authorization: `Bearer ${SECRET}` })).status).toBe(400);
     expect(await store.get(url('/e/3'))).toBeDefined();
+  });
+
+  it('says in a 400 what it could not use: a body that is not JSON, tags that are not a list, a tag, soft; and answers 413 over 64 KiB', async () => {
+    const authorization = `Bearer ${SECRET}`;
+    const answers = await Promise.all(
+      ['{"tags": ["kept"', '[]', '{"tags": "kept"}', '{"tags": []}', '{"tags": [42]}', '{"tags": ["two words"]}', '{"tags": ["kept"], "soft": "yes"}'].map((body) =>
+        post(body, { authorization }),
+      ),
+    );
+    expect(answers.map((answer) => [answer.status, (JSON.parse(answer.body) as { error: string }).error])).toEqual([
+      [400, 'the body is not JSON: expected {"tags": ["tag", ...], "soft"?: true|false}'],
+      [400, '"tags" is not a list of tags: expected {"tags": ["tag", ...]}'],
+      [400, '"tags" is not a list of tags: expected {"tags": ["tag", ...]}'],
+      [400, '"tags" is not a list of tags: expected {"tags": ["tag", ...]}'],
+      [400, 'Invalid tag 42: a tag is a string'],
+      [400, 'Invalid tag "two words": a tag is printable ASCII without spaces'],
+      [400, '"soft" is not true or false'],
+    ]);
+    const large = await post(JSON.stringify({ tags: ['kept'], padding: 'x'.repeat(64 * 1024) }), { authorization });
+    expect([large.status, JSON.parse(large.body)]).toEqual([413, { error: 'the body is over 65536 bytes' }]);
+    expect(await store.get(url('/e/3'))).toBeDefined();
+  });
+
+  it('answers 500 when the purge throws, and logs it through the store\'s logger once per interval, without the secret', async () => {
+    const warnings: string[] = [];
+    const logged = createPageStore(testConfig([memcached.address], { purgeSecret: SECRET }), { ...STEADY, logger: { warn: (message) => warnings.push(message) } });
+    try {
+      const failing: PageStore = Object.assign(Object.create(logged) as PageStore, {
+        purgeTags: () => Promise.reject(new Error(`memcached said no to Bearer ${SECRET}`)),
+      });
+      const handler = purgeHandler(failing);
+      const server = await listen((req, res) => void handler(req, res));
+      try {
+        for (let i = 0; i < 2; i++) {
+          const answer = await requestTo(server.port, '/_sitecache/purge', { Authorization: `Bearer ${SECRET}`, 'Content-Type': 'application/json', 'Content-Length': '16' }, 'POST', '{"tags": ["a"]}\n');
+          expect([answer.status, JSON.parse(answer.body.toString())]).toEqual([500, { error: 'the purge failed' }]);
+        }
+      } finally {
+        await server.stop();
+      }
+      expect(warnings).toEqual(['sitecache: the purge endpoint failed (memcached said no to Bearer (the secret)); it answered 500']);
+    } finally {
+      await logged.close();
+    }
   });
 
   it('will not start without a secret, and takes one from SITECACHE_PURGE_SECRET', () => {
