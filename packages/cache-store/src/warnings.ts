@@ -3,12 +3,19 @@ export interface PageStoreLogger {
   warn(message: string): void;
 }
 
+/** Topics a WarningLog remembers at once: topics may carry request data (an error's message). */
+export const MAX_TOPICS = 1000;
+
 /**
  * Warnings about trouble that repeats: one line per topic (a server, an error message) at most
- * once per interval, saying how many were held back since the last one.
+ * once per interval, saying how many were held back since the last one. Past MAX_TOPICS topics
+ * logged within an interval, new topics share one line per interval, so a flood of distinct
+ * messages grows neither the memory nor the log.
  */
 export class WarningLog {
   private readonly topics = new Map<string, { at: number; held: number }>();
+  /** The topics that found no room: when one was last logged, and how many were held back since. */
+  private overflow = { at: Number.NEGATIVE_INFINITY, held: 0 };
 
   constructor(
     private readonly logger: PageStoreLogger,
@@ -23,9 +30,19 @@ export class WarningLog {
       seen.held++;
       return;
     }
-    // Topics may carry request data (an error's message): forget the quiet ones rather than grow.
-    if (!seen && this.topics.size >= 1000) {
+    // Forget the quiet topics rather than grow.
+    if (!seen && this.topics.size >= MAX_TOPICS) {
       for (const [name, entry] of this.topics) if (now - entry.at >= this.intervalMs) this.topics.delete(name);
+      if (this.topics.size >= MAX_TOPICS) {
+        if (now - this.overflow.at < this.intervalMs) {
+          this.overflow.held++;
+          return;
+        }
+        const others = this.overflow.held;
+        this.overflow = { at: now, held: 0 };
+        this.say(`${message} (over ${MAX_TOPICS} kinds of warning within the interval; ${others} of new kinds held back since the last such line)`);
+        return;
+      }
     }
     const held = seen?.held ?? 0;
     this.topics.set(topic, { at: now, held: 0 });
