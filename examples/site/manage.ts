@@ -21,7 +21,7 @@ Commands:
   legacy [--rows N]             write the legacy export the migration reads (default ${LEGACY_ROWS} rows)
   import --cluster=i/N          import cluster i of N of the legacy export (run by cluster-run)
   createuser NAME PASSWORD [DISPLAY NAME]
-  warm [--concurrency K]        render and store every page (articles, tags, home) in memcached
+  warm [--concurrency K]        render and store every page (home and its older pages, articles, tags, feed) in memcached
   purge URL|PATH...             remove pages from memcached (a path means every configured host)
   purge --tag TAG...            remove every page tagged TAG (article:42, tag:indie, home, feed)
   nginx [--standalone --prefix DIR] [--output FILE]
@@ -146,10 +146,10 @@ async function warm(settings: Settings, concurrency: number): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency: expected a whole number >= 1, got "${concurrency}"`);
   const { createSite } = await import('./site/app.js');
   const { Articles } = await import('./site/models.js');
+  const { cachedPaths } = await import('./site/views.js');
   const { progressBar } = await import('./site/progress.js');
   const site = createSite(settings);
-  const articles = new Articles(site.db);
-  const paths = ['/', ...articles.allSlugs().map((slug) => `/article/${slug}/`), ...articles.allTagSlugs().map((slug) => `/tag/${slug}/`)];
+  const paths = cachedPaths(new Articles(site.db));
   const server = site.app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const port = (server.address() as AddressInfo).port;

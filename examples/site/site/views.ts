@@ -22,7 +22,7 @@ export function views({ settings, articles, comments, users, pages }: Services) 
   return {
     home(req: Request, res: Response): void {
       const page = req.params.page === undefined ? 1 : Number(req.params.page);
-      const pages = Math.max(1, Math.ceil(articles.count() / PER_PAGE));
+      const pages = homePages(articles);
       // /page/1/ is the home page, and no page past the last exists: one URL per list, for the cache too.
       if (!Number.isInteger(page) || (page < 2 && req.params.page !== undefined) || page > pages) return notFound(req, res);
       const list = articles.latest(PER_PAGE, (page - 1) * PER_PAGE);
@@ -135,6 +135,23 @@ export function views({ settings, articles, comments, users, pages }: Services) 
     const { purged } = await pages.purgeTags(`article:${id}`);
     return { article: id, purged };
   }
+}
+
+/** How many pages the home list has: /, then /page/2/ on. */
+function homePages(articles: Articles): number {
+  return Math.max(1, Math.ceil(articles.count() / PER_PAGE));
+}
+
+/** Every URL the site's pages are cached under: the home list and its older pages, each article, each tag and the feed. */
+export function cachedPaths(articles: Articles): string[] {
+  const older = Array.from({ length: homePages(articles) - 1 }, (_, i) => `/page/${i + 2}/`);
+  return [
+    '/',
+    ...older,
+    ...articles.allSlugs().map((slug) => `/article/${slug}/`),
+    ...articles.allTagSlugs().map((slug) => `/tag/${slug}/`),
+    '/feed.xml',
+  ];
 }
 
 /** The article saved and how many cached pages were purged, or why not saved. */

@@ -124,7 +124,7 @@ describe('the example site behind nginx and memcached', () => {
 
   it('warms every page into memcached, with progress', async () => {
     const { slug, tag } = anArticle();
-    const cold = [`/article/${slug}/`, `/tag/${tag}/`];
+    const cold = [`/article/${slug}/`, `/tag/${tag}/`, '/page/2/', '/feed.xml'];
     manage('purge', ...cold);
     for (const path of cold) expect((await get(path)).headers['x-cache']).toBe('MISS');
     manage('purge', ...cold);
