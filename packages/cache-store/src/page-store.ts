@@ -227,12 +227,22 @@ export interface PurgeMark {
   readonly generation?: number | null;
 }
 
+/**
+ * A claim that could not read the purge marker, and why (`memcached-error`, `server-down`,
+ * `closed`): its render is not stored, with that reason. A put that read the marker only at its
+ * own start would find a purge made during the render already there, before and after its set
+ * alike, and store the page that purge removed.
+ */
+export interface UnreadMark {
+  readonly unread: SkipReason;
+}
+
 /** What `claim` found on the page's server. */
 export interface Claim {
   /** `taken`: this process renders; `held`: another does; `unknown`: memcached could not say (render). */
   readonly lock: 'taken' | 'held' | 'unknown';
-  /** The purge marker then, or undefined when it could not be read (the put reads it itself). */
-  readonly mark: PurgeMark | undefined;
+  /** The purge marker then, or why it could not be read (the render then renders, but is not stored). */
+  readonly mark: PurgeMark | UnreadMark;
 }
 
 /** What the middleware needs of its store besides PageStore: only a store made by createPageStore has it. */
@@ -252,8 +262,11 @@ export interface PageStoreInternals {
   awaitPage(page: PageAddress, waitMs: number): Promise<StoredPage | 'released' | undefined>;
   /** Deletes the page's render lock. Never rejects. */
   release(key: string): Promise<void>;
-  /** `put`, checked against the purge marker as the render's claim saw it. */
-  putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | undefined): Promise<PutResult>;
+  /**
+   * `put`, checked against the purge marker as the render's claim saw it (undefined: no claim, a
+   * plain put); a claim that could not read the marker is not stored (see UnreadMark).
+   */
+  putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | UnreadMark | undefined): Promise<PutResult>;
 }
 
 /** The internals of a store made by createPageStore (or of an object made from one), else undefined. */
@@ -554,7 +567,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     return this.putClaimed(page, body, options, undefined);
   }
 
-  putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | undefined): Promise<PutResult> {
+  putClaimed(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | UnreadMark | undefined): Promise<PutResult> {
     let writing: Promise<PutResult>;
     try {
       // Everything the page's bytes are needed for happens now, before the first round trip; the
@@ -574,7 +587,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
    * Checks a put and makes its bytes (gzipped when `config.gzip`), or the reason it is skipped.
    * @throws PageAddressError, InvalidHostError, CacheStoreOptionError for bad input.
    */
-  private prepare(page: PageAddress, body: string | Uint8Array, options: PutOptions, claimed: PurgeMark | undefined): PreparedPut | PutResult {
+  private prepare(page: PageAddress, body: string | Uint8Array, options: PutOptions, mark: PurgeMark | UnreadMark | undefined): PreparedPut | PutResult {
     const key = this.keyFor(page);
     const server = this.ring.serverFor(key);
     const ttl = pageTtl(options.headers ? lowercaseNames(options.headers) : {}, this.config.ttl, options.ttl);
@@ -592,6 +605,10 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     const rawLength = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.length;
     const limit = this.options.maxItemBytes - key.length - ITEM_OVERHEAD;
     if (rawLength > (this.config.gzip ? this.options.maxItemBytes : limit)) return skip('too-large');
+    // Not `purged`: no purge need have happened, and that count would send operators looking for
+    // one. The page is kept out because memcached could not be asked when its render began.
+    if (mark !== undefined && 'unread' in mark) return skip(mark.unread);
+    const claimed = mark;
     if (claimed && Date.now() - claimed.readAt > (this.markTtl - MARK_MARGIN / 2) * 1000) {
       // The marker of a purge made early in this render may have expired by now.
       return skip('purged');
@@ -717,7 +734,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
 
   async claim(key: string, lock: boolean): Promise<Claim> {
     const slot = this.slots.get(this.ring.serverFor(key)) as ServerSlot;
-    if (this.closed) return { lock: 'unknown', mark: undefined };
+    if (this.closed) return { lock: 'unknown', mark: { unread: 'closed' } };
     const readAt = Date.now();
     // The add and the read go out together, on the control connection: one round trip.
     const outcome = await slot.run(
@@ -746,9 +763,9 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       1,
       'control',
     );
-    if (!outcome.ok) return { lock: 'unknown', mark: undefined };
+    if (!outcome.ok) return { lock: 'unknown', mark: { unread: outcome.reason } };
     const [locked, mark] = outcome.value;
-    return { lock: locked.status === 'fulfilled' ? locked.value : 'unknown', mark: mark.status === 'fulfilled' ? mark.value : undefined };
+    return { lock: locked.status === 'fulfilled' ? locked.value : 'unknown', mark: mark.status === 'fulfilled' ? mark.value : { unread: 'memcached-error' } };
   }
 
   async release(key: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
 import { renderNginxConf, type RenderOptions } from '@sitecache/nginx-conf';
@@ -205,6 +205,52 @@ export async function startHeldMemcached(): Promise<HeldMemcached> {
     received: () => received,
     answer(reply) {
       for (const socket of sockets) socket.write(reply);
+    },
+    stop() {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A TCP relay to a real memcached that the test can cut: a memcached that fails when told. */
+export interface CuttableMemcached {
+  /** `127.0.0.1:port`, for `config.memcached`. */
+  readonly address: string;
+  /** Drops every connection and each new one at once, until `mend()`. */
+  cut(): void;
+  mend(): void;
+  stop(): Promise<void>;
+}
+
+export async function startCuttableMemcached(target: string): Promise<CuttableMemcached> {
+  const [host = '127.0.0.1', port = '0'] = target.split(':');
+  const sockets = new Set<Socket>();
+  let cut = false;
+  const server = createTcpServer((client) => {
+    if (cut) return void client.destroy();
+    const upstream = connect(Number(port), host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut() {
+      cut = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    mend() {
+      cut = false;
     },
     stop() {
       for (const socket of sockets) socket.destroy();

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { cacheKey } from '@sitecache/cache-key';
 import { staleKeyConfig } from '@sitecache/nginx-model';
 import { memcachedCommand, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
-import { createPageStore, type PageStore } from '../src/index.js';
-import { eventually, HOST, remainingTtl, requestTo, startApps, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
+import { createPageStore, pageCache, type PageStore } from '../src/index.js';
+import { eventually, HOST, listenBehind, remainingTtl, requestTo, startApps, startCuttableMemcached, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
 
 const url = (path: string): string => `https://${HOST}${path}`;
 
@@ -189,5 +189,52 @@ describe('a purge is never undone by a render that began before it', () => {
     // Neither copy of the first render survived: the second render's page is the one stored.
     await eventually(async () => (await purger.get(url('/purged/0')))?.body.toString().includes('render 2 ') === true, 'the new page to be stored');
     expect((await purger.get(url('/purged/0'), { stale: true }))?.body.toString()).toContain('render 2 ');
+  });
+});
+
+describe('a render whose claim could not read the purge marker', () => {
+  it('is not stored (reason memcached-error): a purge made during the render stays done, though memcached answers the put', async () => {
+    const memcached = await startMemcached();
+    const relay = await startCuttableMemcached(memcached.address);
+    // The app reaches memcached through the relay; the purge goes to memcached itself.
+    const cache = pageCache(testConfig([relay.address], { gzip: false }), { ...STEADY, retryIntervalMs: 1 });
+    const purger = createPageStore(testConfig([memcached.address], { gzip: false }), STEADY);
+    let rendering = false;
+    let finish: () => void = () => undefined;
+    const rendered = new Promise<void>((resolve) => (finish = resolve));
+    const app = await listenBehind(cache, (_req, res) => {
+      rendering = true;
+      void rendered.then(() => {
+        res.setHeader('Content-Type', 'text/html; charset=utf-8');
+        res.end('<p>before the purge</p>');
+      });
+    });
+    try {
+      relay.cut();
+      const answer = requestTo(app.port, '/unclaimed');
+      // The render begins once the claim has failed; memcached is back for the put.
+      await eventually(() => rendering, 'the render to begin');
+      relay.mend();
+      expect(await purger.purge(url('/unclaimed'))).toMatchObject([{ result: 'not-cached' }]);
+      finish();
+      expect([(await answer).headers['x-cache'], (await answer).body.toString()]).toEqual(['MISS', '<p>before the purge</p>']);
+      const settled = (): number => {
+        const { stored, skipped } = cache.metrics.snapshot();
+        return stored + skipped['memcached-error'] + skipped.purged;
+      };
+      await eventually(() => settled() === 1, 'the put to be done');
+      expect(await purger.get(url('/unclaimed'))).toBeUndefined();
+      expect(cache.metrics.snapshot()).toMatchObject({ stored: 0, skipped: { 'memcached-error': 1, purged: 0 } });
+      // The next render claims with memcached up, and is stored.
+      const next = requestTo(app.port, '/unclaimed');
+      await eventually(async () => (await purger.get(url('/unclaimed'))) !== undefined, 'the next render to be stored');
+      expect((await next).headers['x-cache']).toBe('MISS');
+    } finally {
+      await app.stop();
+      await cache.close();
+      await purger.close();
+      await relay.stop();
+      await memcached.stop();
+    }
   });
 });
