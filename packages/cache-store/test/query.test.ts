@@ -40,6 +40,13 @@ describe('query strings and the cache', () => {
     expect(keyOf('/list?utm_source=news&page=3&fbclid=abc')).toBe(keyOf('/list?page=3'));
   });
 
+  it('removes that page with a purge of its address without the tracking parameters', async () => {
+    await requestTo(server.port, '/list?gclid=x&page=4&utm_medium=mail');
+    await eventually(async () => (await memcachedGet(memcached.address, keyOf('/list?page=4'))) !== null, 'the page to be stored under /list?page=4');
+    expect(await cache.store.purge(`https://${HOST}/list?page=4`)).toMatchObject([{ result: 'purged', key: keyOf('/list?page=4') }]);
+    expect(await memcachedGet(memcached.address, keyOf('/list?page=4'))).toBeNull();
+  });
+
   it('renders a page asked for with a parameter outside cacheParams, and never stores it (reason query)', async () => {
     const before = cache.metrics.snapshot().skipped.query;
     const response = await requestTo(server.port, '/list?r=17');

@@ -28,6 +28,9 @@ describe('tagged pages', () => {
         if (path.startsWith('/article/')) tagPage(res, `article:${path.slice(9)}`, 'home');
         if (path === '/too-many') res.setHeader('Surrogate-Key', Array.from({ length: 65 }, (_, i) => `t${i}`).join(' '));
         if (path === '/spaced') tagPage(res, 'fine', 'not fine');
+        const long = /^\/long-tag\/(\d+)(\/tagPage)?$/.exec(path);
+        if (long?.[2]) tagPage(res, 'x'.repeat(Number(long[1])));
+        else if (long) res.setHeader('Surrogate-Key', `home ${'x'.repeat(Number(long[1]))}`);
         if (path === '/late') {
           res.write('<p>');
           tagPage(res, 'too-late');
@@ -73,6 +76,17 @@ describe('tagged pages', () => {
     await expect(store.purgeTags([])).rejects.toThrow(PageTagError);
     await expect(store.purgeTags([])).rejects.toThrow('No tag to purge: a purge by tag names at least one tag, and the list given was empty');
     expect((await store.put(url('/put-bad'), 'x', { tags: ['a\u00e9'] })).stored).toBe(false);
+  });
+
+  it('stores a page with a tag of 128 characters, and not one with 129 (reason "tags"), whether set in the header or with tagPage', async () => {
+    const before = cache.metrics.snapshot().skipped.tags;
+    for (const path of ['/long-tag/128', '/long-tag/128/tagPage', '/long-tag/129', '/long-tag/129/tagPage']) expect((await requestTo(app.port, path)).status).toBe(200);
+    await eventually(async () => (await store.get(url('/long-tag/128'))) !== undefined && (await store.get(url('/long-tag/128/tagPage'))) !== undefined, 'the 128-character pages to be stored');
+    await eventually(() => cache.metrics.snapshot().skipped.tags === before + 2, 'the 129-character pages to be refused');
+    expect(await store.get(url('/long-tag/129'))).toBeUndefined();
+    expect(await store.get(url('/long-tag/129/tagPage'))).toBeUndefined();
+    expect((await store.purgeTags('x'.repeat(128))).purged).toBe(2);
+    expect(await store.get(url('/long-tag/128'))).toBeUndefined();
   });
 
   it('refuses a soft that is not true or false, naming the option, and purges nothing', async () => {
