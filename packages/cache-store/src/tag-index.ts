@@ -8,8 +8,9 @@ import { memcachedExptime } from '@sitecache/nginx-model';
  * An entry's key is `tag:<md5 of keyPrefix, a space and the tag>:<class>:<epoch>:<shard>`:
  * - class: the smallest of CLASS_SPANS that holds the page's life (TTL, plus grace with a stale
  *   copy), since memcached's append keeps the TTL the entry was created with;
- * - epoch: now / span, so an entry created in an epoch with a life of two spans outlives every
- *   page appended to it during that epoch;
+ * - epoch: now / span, so an entry created in an epoch with a life of two spans (and CLOCK_MARGIN)
+ *   outlives every page appended to it during that epoch, by processes whose clocks are apart by
+ *   up to CLOCK_MARGIN;
  * - shard: the page key's last hex digit, so one tag on many pages spreads over 16 items, far
  *   under memcached's 1 MB item limit.
  * A purge reads, per tag, every class, the epochs around now (a clock up to a span apart still
@@ -17,6 +18,11 @@ import { memcachedExptime } from '@sitecache/nginx-model';
  */
 export const CLASS_SPANS = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304] as const;
 const SHARDS = 16;
+/**
+ * Seconds an entry lives past its two spans: each process names the epoch by its own clock, so a
+ * process whose clock is behind appends to an entry that one ahead created earlier.
+ */
+export const CLOCK_MARGIN = 60;
 
 /** The part of a tag's keys that names the tag: md5, so any tag makes a valid memcached key. */
 export function tagHash(keyPrefix: string, tag: string): string {
@@ -38,12 +44,13 @@ export function entryKey(hash: string, pageKey: string, life: number, nowMs: num
   const shard = shardOf(pageKey);
   const index = CLASS_SPANS.findIndex((span) => life <= span);
   if (index === -1) {
-    // Longer than the last span (48 days): one entry that never expires (it may still be evicted).
+    // Longer than the last span (48 days): one entry that never expires nor rolls over, so it grows
+    // with every store (the README's Limits say so); it may still be evicted.
     return { key: `tag:${hash}:x:0:${shard}`, exptime: 0 };
   }
   const span = CLASS_SPANS[index] as number;
   const epoch = Math.floor(nowMs / 1000 / span);
-  return { key: `tag:${hash}:${index}:${epoch}:${shard}`, exptime: memcachedExptime(2 * span, nowMs) };
+  return { key: `tag:${hash}:${index}:${epoch}:${shard}`, exptime: memcachedExptime(2 * span + CLOCK_MARGIN, nowMs) };
 }
 
 /** Every entry key a purge of the tag at `nowMs` must read. */

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { CacheStoreOptionError, createPageStore, pageCache, PageTagError, purgeHandler, tagPage, type PageCacheMiddleware, type PageStore } from '../src/index.js';
 import { fastifyPageCache } from '../src/fastify.js';
 import { internalsOf } from '../src/page-store.js';
-import { entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
+import { CLOCK_MARGIN, entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
 import { eventually, HOST, listen, mapLimit, remainingTtl, requestTo, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
 
 const url = (path: string): string => `https://${HOST}${path}`;
@@ -136,13 +136,16 @@ describe('tagged pages', () => {
     }
   });
 
-  it("keeps each index entry at least as long as the page and its stale copy, on the page's server", async () => {
+  it("keeps each index entry two spans of its class and a margin for clocks apart, so at least as long as the page and its stale copy, on the page's server", async () => {
     const result = await store.put(url('/lifetime'), '<p>lives</p>', { ttl: 100, tags: ['life'] });
     expect(result.stored).toBe(true);
     const key = store.keyFor(url('/lifetime'));
     const entry = entryKey(tagHash('', 'life'), key, 100 + 300, Date.now());
     const left = await remainingTtl(store.serverFor(key), entry.key);
     expect(left).toBeGreaterThanOrEqual(400);
+    // 400 s of life is class 1024 s: two spans and the margin, less the seconds this test took.
+    expect(entry.exptime).toBe(2 * 1024 + CLOCK_MARGIN);
+    expect(left).toBeGreaterThan(2 * 1024 + CLOCK_MARGIN - 10);
     expect(String((await memcachedGet(store.serverFor(key), entry.key))?.value)).toContain(key);
   });
 
