@@ -13,7 +13,7 @@ import { nodeRefuses, parityCorpus, SITE_HOSTS } from './corpus.js';
 
 // When the app fails on a miss, nginx serves the page's stale copy (grace), through real nginx,
 // memcached and an app. The app does what the request's `app` query parameter says: a status
-// (500), `close` (drops the connection), `sleep` (answers after appTimeout); else 200.
+// (500), `close` (drops the connection), `sleep` (answers after 1.5 s, past the appTimeout of 1 s); else 200.
 const HOST = 'www.example.com';
 const HIT_HEADERS = { 'Cache-Control': 'public, max-age=60', 'X-Quoted': 'say "hi" \\ and a back\\slash, \\"both\\"' };
 const ERROR_PAGE_HTML = '<!doctype html><title>Sorry</title><p>Our error page</p>\n';
