@@ -16,6 +16,8 @@ export class WarningLog {
   private readonly topics = new Map<string, { at: number; held: number }>();
   /** The topics that found no room: when one was last logged, and how many were held back since. */
   private overflow = { at: Number.NEGATIVE_INFINITY, held: 0 };
+  /** When the oldest topic left by the last pruning turns quiet: no pruning frees one before. */
+  private pruneAfter = 0;
 
   constructor(
     private readonly logger: PageStoreLogger,
@@ -31,18 +33,23 @@ export class WarningLog {
       return;
     }
     // Forget the quiet topics rather than grow.
+    if (!seen && this.topics.size >= MAX_TOPICS && now >= this.pruneAfter) {
+      let oldest = now;
+      for (const [name, entry] of this.topics) {
+        if (now - entry.at >= this.intervalMs) this.topics.delete(name);
+        else oldest = Math.min(oldest, entry.at);
+      }
+      this.pruneAfter = oldest + this.intervalMs;
+    }
     if (!seen && this.topics.size >= MAX_TOPICS) {
-      for (const [name, entry] of this.topics) if (now - entry.at >= this.intervalMs) this.topics.delete(name);
-      if (this.topics.size >= MAX_TOPICS) {
-        if (now - this.overflow.at < this.intervalMs) {
-          this.overflow.held++;
-          return;
-        }
-        const others = this.overflow.held;
-        this.overflow = { at: now, held: 0 };
-        this.say(`${message} (over ${MAX_TOPICS} kinds of warning within the interval; ${others} of new kinds held back since the last such line)`);
+      if (now - this.overflow.at < this.intervalMs) {
+        this.overflow.held++;
         return;
       }
+      const others = this.overflow.held;
+      this.overflow = { at: now, held: 0 };
+      this.say(`${message} (over ${MAX_TOPICS} kinds of warning within the interval; ${others} of new kinds held back since the last such line)`);
+      return;
     }
     const held = seen?.held ?? 0;
     this.topics.set(topic, { at: now, held: 0 });
