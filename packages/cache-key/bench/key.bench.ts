@@ -4,6 +4,7 @@
 // `--smoke` checks that the benchmark still runs (one short round) without judging the figure.
 import { createHash } from 'node:crypto';
 import { requestKey } from '@sitecache/cache-key';
+import { benchArgs } from '@sitecache/test-services';
 
 const config = { keyPrefix: '', scheme: 'https' };
 const HOSTS = ['www.example.com', 'example.com', 'WWW.Example.com', 'www.example.com:8080', 'example.com.'];
@@ -13,9 +14,20 @@ const requests = HOSTS.flatMap((host) => PATHS.map((url) => ({ url, headers: { h
 // The bare baseline hashes the very string nginx hashes, already built: no parsing, no normalizing.
 const sources = requests.map((req) => `https://${req.headers.host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '')}${req.url}`);
 
-const SMOKE = process.argv.includes('--smoke');
-const ROUNDS = SMOKE ? 1 : 7;
-const PER_ROUND = SMOKE ? 20_000 : 200_000;
+const args = benchArgs({
+  command: 'pnpm bench:key',
+  about: `
+Keys per second of requestKey against a bare md5 of the same key sources, in alternating rounds of
+one run. Target: requestKey >= 0.8x the bare md5.`,
+  flags: [{ name: '--smoke', about: 'one short round: checks the benchmark still runs, judges nothing' }],
+  settings: [
+    { name: 'BENCH_ROUNDS', kind: 'number', default: '7', about: 'rounds' },
+    { name: 'BENCH_KEYS_PER_ROUND', kind: 'number', default: '200000', about: 'keys per side and round' },
+  ],
+});
+const SMOKE = args.has('--smoke');
+const ROUNDS = SMOKE ? 1 : args.number('BENCH_ROUNDS', 7);
+const PER_ROUND = SMOKE ? 20_000 : args.number('BENCH_KEYS_PER_ROUND', 200_000);
 
 function timeIt(each: (i: number) => string): number {
   let sink = 0;

@@ -40,18 +40,46 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheKey } from '@sitecache/cache-key';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
-import { makeTempDir, requireBinary, startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import { benchArgs, makeTempDir, requireBinary, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import { pageCache } from '../src/index.js';
 import { passMs, renderPage, type RenderCost } from './app.js';
 import { putRate } from './put-rate.js';
 import type { RoundFigures, SideMessage, SideSpec } from './side.js';
 
-const SMOKE = process.argv.includes('--smoke');
-const GRACE_ONLY = process.argv.includes('--grace');
-const MISS_ONLY = process.argv.includes('--miss');
-const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
-const SECONDS = SMOKE ? 2 : Number(process.env.BENCH_SECONDS ?? 5);
-const TRACE_DIR = process.env.BENCH_TRACE_GC;
+/** The miss-path rows, by the names BENCH_RENDERS picks them with. */
+const RENDERS = ['0.09', '1.8', '20cpu', '20wait'];
+const args = benchArgs({
+  command: 'pnpm bench:store',
+  about: `
+The miss path: the same app alone and behind pageCache, every request a new 42 KB page that is
+stored, gzip off and on, at renders of 0.09 ms, 1.8 ms and 20 ms (CPU, and a 20 ms database wait);
+targets >= 0.75, 0.9 and 0.98. Then puts per second against a raw-socket writer, serveFromCache
+hits, and the cost of grace. Each pair runs side by side in alternating rounds; medians compared.`,
+  flags: [
+    { name: '--miss', about: 'the miss-path rows only' },
+    { name: '--grace', about: 'the grace rows only' },
+    { name: '--smoke', about: 'one short round of a row of each kind: checks the bench still runs (its figures mean nothing)' },
+  ],
+  settings: [
+    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds' },
+    { name: 'BENCH_SECONDS', kind: 'number', default: '5', about: 'seconds per side and round' },
+    { name: 'BENCH_RENDERS', default: RENDERS.join(','), about: 'the miss-path rows to run, comma-separated' },
+    { name: 'BENCH_PASS_MS', kind: 'number', default: 'calibrated', about: 'ms of CPU a template pass costs, to compare runs with the same renders' },
+    { name: 'BENCH_TRACE_GC', default: 'off', about: 'a folder: also run each side with --trace-gc into DIR/ROW-SIDE.log and count its collections' },
+  ],
+});
+const SMOKE = args.has('--smoke');
+const GRACE_ONLY = args.has('--grace');
+const MISS_ONLY = args.has('--miss');
+const ROUNDS = SMOKE ? 1 : args.number('BENCH_ROUNDS', 3);
+const SECONDS = SMOKE ? 2 : args.number('BENCH_SECONDS', 5);
+const TRACE_DIR = args.text('BENCH_TRACE_GC');
+const CHOSEN = args.text('BENCH_RENDERS')?.split(',').map((name) => name.trim());
+const unknownRender = CHOSEN?.find((name) => !RENDERS.includes(name));
+if (unknownRender !== undefined) {
+  process.stderr.write(`pnpm bench:store: BENCH_RENDERS: expected some of ${RENDERS.join(', ')}, got "${unknownRender}"\n`);
+  process.exit(2);
+}
 const CONNECTIONS = 32;
 const HOST = '127.0.0.1';
 const SIDE_SCRIPT = fileURLToPath(new URL('./side.ts', import.meta.url));
@@ -351,7 +379,8 @@ async function main(): Promise<void> {
     parseConfig({ hosts: [HOST], memcached: [memcached.address], app: ['127.0.0.1:9'], gzip, grace });
   const failures: string[] = [];
   try {
-    const pass = Number(process.env.BENCH_PASS_MS ?? 0) || passMs();
+    const pinnedPass = args.number('BENCH_PASS_MS', 0);
+    const pass = pinnedPass || passMs();
     const passes = (ms: number): number => Math.max(1, Math.round(ms / pass));
     const rows: MissRow[] = [
       { name: '0.09', label: '0.09 ms', cost: { passes: passes(0.09), waitMs: 0 }, target: 0.75, load: LOAD },
@@ -361,19 +390,18 @@ async function main(): Promise<void> {
       { name: '20cpu', label: '20 ms CPU', cost: { passes: passes(20), waitMs: 0 }, target: 0.98, load: { connections: 4, seconds: SECONDS * 3 } },
       { name: '20wait', label: '20 ms wait', cost: { passes: 1, waitMs: 20 }, target: 0.98, load: LOAD },
     ];
-    const chosen = process.env.BENCH_RENDERS?.split(',');
     const [load1, load5] = loadavg();
     console.log(
       `sitecache cache-store benchmarks${SMOKE ? ' (--smoke: one short round, the figures mean nothing)' : ''}: ${new Date().toISOString()}, ` +
         `node ${process.version}, ${availableParallelism()} cores, load average ${load1?.toFixed(1)} / ${load5?.toFixed(1)}, ` +
         `wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s per side, alternating; medians; a 42,000-byte page\n` +
-        `a template pass costs ${pass.toFixed(3)} ms of CPU ${process.env.BENCH_PASS_MS ? '(BENCH_PASS_MS)' : 'here'}: ` +
+        `a template pass costs ${pass.toFixed(3)} ms of CPU ${pinnedPass ? '(BENCH_PASS_MS)' : 'here'}: ` +
         rows.map((row) => `${row.label} = ${row.cost.passes} pass${row.cost.passes === 1 ? '' : 'es'}${row.cost.waitMs ? ` after ${row.cost.waitMs} ms idle` : ''}`).join(', ') +
         '\nper side below: "app alone / app + pageCache", per round of wrk; full GCs are mark-compacts\n',
     );
     const cached = (gzip: boolean, grace = 0): SideSpec['config'] => ({ hosts: [HOST], memcached: [memcached.address], app: ['127.0.0.1:9'], gzip, grace });
     if (!GRACE_ONLY) {
-      const selected = SMOKE ? rows.slice(0, 1) : rows.filter((row) => chosen === undefined || chosen.includes(row.name));
+      const selected = SMOKE ? rows.slice(0, 1) : rows.filter((row) => CHOSEN === undefined || CHOSEN.includes(row.name));
       for (const row of selected) {
         for (const gzip of [false, true]) {
           const name = `miss ${row.label} gzip ${gzip ? 'on' : 'off'}`;

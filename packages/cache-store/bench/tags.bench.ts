@@ -5,18 +5,30 @@
  *            the ratio of each to the untagged rate of the same run (target at 5 tags >= 0.8)
  *   purge    the time store.purgeTags takes to purge one tag carried by 1,000 and by 100,000 pages
  *            spread over the 3 servers (grace off and on: with grace each page has a stale copy)
- * BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 5) set the rounds and their length;
- * `--smoke` runs one round of 1 s and purges of 200 and 2,000 pages, to check it still works.
+ * `--help` lists the BENCH_* settings (rounds and their length); `--smoke` runs one round of 1 s
+ * and purges of 200 and 2,000 pages, to check it still works.
  */
 import { availableParallelism } from 'node:os';
 import { parseConfig, type SitecacheConfig } from '@sitecache/config';
-import { startMemcached, type MemcachedServer } from '@sitecache/test-services';
+import { benchArgs, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import { createPageStore } from '../src/index.js';
 import { putRate } from './put-rate.js';
 
-const SMOKE = process.argv.includes('--smoke');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? (SMOKE ? 1 : 5));
+const args = benchArgs({
+  command: 'pnpm bench:tags',
+  about: `
+What tags cost, against 3 memcached servers: pages stored per second with 0, 5 and 20 tags per page
+(ratio to untagged in the same run; target at 5 tags >= 0.8), and the time to purge one tag
+carried by 1,000 and by 100,000 pages, grace off and on.`,
+  flags: [{ name: '--smoke', about: 'one round of 1 s and purges of 200 and 2,000 pages: checks it still runs' }],
+  settings: [
+    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds of the stores part' },
+    { name: 'BENCH_SECONDS', kind: 'number', default: '5', about: 'seconds per tag count and round' },
+  ],
+});
+const SMOKE = args.has('--smoke');
+const ROUNDS = args.number('BENCH_ROUNDS', SMOKE ? 1 : 3);
+const SECONDS = args.number('BENCH_SECONDS', SMOKE ? 1 : 5);
 const PURGE_COUNTS = SMOKE ? [200, 2_000] : [1_000, 100_000];
 const IN_FLIGHT = 32;
 const HOST = 'www.example.test';

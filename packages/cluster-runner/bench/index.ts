@@ -8,24 +8,44 @@
  *   queue      (issue 12, on a real redis-server) 5,000 no-op clusters on 3 queue-mode runners
  *              against the local mode on one, K=3 each: the queue's cost per cluster; then 300
  *              clusters of 100 ms (`sleep 0.1`) at K=3 on 1, 2 and 3 runners: how throughput scales
- * `--queue-only` runs only the last. BENCH_ROUNDS, BENCH_CLUSTERS, BENCH_BIG_CLUSTERS,
- * BENCH_STARTUP_CLUSTERS, BENCH_QUEUE_CLUSTERS and BENCH_SCALE_CLUSTERS scale it down; `--smoke`
- * scales every part down at once (one round, a few hundred clusters) to check it still runs.
+ * `--queue-only` runs only the last. `--help` lists the flags and the BENCH_* settings that scale
+ * it down; `--smoke` scales every part down at once (one round, a few hundred clusters) to check it
+ * still runs.
  */
 import { execFile } from 'node:child_process';
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, requireBinary, startRedis } from '@sitecache/test-services';
+import { benchArgs, makeTempDir, requireBinary, startRedis } from '@sitecache/test-services';
 
-const SMOKE = process.argv.includes('--smoke');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
-const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? (SMOKE ? 200 : 2_000));
-const BIG_CLUSTERS = Number(process.env.BENCH_BIG_CLUSTERS ?? (SMOKE ? 2_000 : 100_000));
-const STARTUP_CLUSTERS = Number(process.env.BENCH_STARTUP_CLUSTERS ?? (SMOKE ? 30 : 1_000));
-const QUEUE_CLUSTERS = Number(process.env.BENCH_QUEUE_CLUSTERS ?? (SMOKE ? 200 : 5_000));
-const SCALE_CLUSTERS = Number(process.env.BENCH_SCALE_CLUSTERS ?? (SMOKE ? 30 : 300));
-const QUEUE_ONLY = process.argv.includes('--queue-only');
+const args = benchArgs({
+  command: 'pnpm bench:runner',
+  about: `
+cluster-run's overhead per cluster against xargs -P and GNU parallel --joblog (2,000 no-op
+clusters at K=3); a 100,000-cluster job's peak RSS and resume scan; worker mode against a process
+per cluster for children slow to start; and on a real redis-server, queue mode on 3 runners against
+the local mode on one, and 100 ms clusters on 1, 2 and 3 runners.`,
+  flags: [
+    { name: '--smoke', about: 'every part scaled down (one round, a few hundred clusters): checks it still runs' },
+    { name: '--queue-only', about: 'only the queue-mode part' },
+  ],
+  settings: [
+    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds of the overhead part' },
+    { name: 'BENCH_CLUSTERS', kind: 'number', default: '2000', about: 'clusters of the overhead part' },
+    { name: 'BENCH_BIG_CLUSTERS', kind: 'number', default: '100000', about: 'clusters of the big-log part' },
+    { name: 'BENCH_STARTUP_CLUSTERS', kind: 'number', default: '1000', about: 'clusters of the worker-mode part' },
+    { name: 'BENCH_QUEUE_CLUSTERS', kind: 'number', default: '5000', about: 'no-op clusters of the queue part' },
+    { name: 'BENCH_SCALE_CLUSTERS', kind: 'number', default: '300', about: '100 ms clusters of the scaling part' },
+  ],
+});
+const SMOKE = args.has('--smoke');
+const ROUNDS = args.number('BENCH_ROUNDS', SMOKE ? 1 : 3);
+const CLUSTERS = args.number('BENCH_CLUSTERS', SMOKE ? 200 : 2_000);
+const BIG_CLUSTERS = args.number('BENCH_BIG_CLUSTERS', SMOKE ? 2_000 : 100_000);
+const STARTUP_CLUSTERS = args.number('BENCH_STARTUP_CLUSTERS', SMOKE ? 30 : 1_000);
+const QUEUE_CLUSTERS = args.number('BENCH_QUEUE_CLUSTERS', SMOKE ? 200 : 5_000);
+const SCALE_CLUSTERS = args.number('BENCH_SCALE_CLUSTERS', SMOKE ? 30 : 300);
+const QUEUE_ONLY = args.has('--queue-only');
 const JOBS = 3;
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 

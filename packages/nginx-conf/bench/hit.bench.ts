@@ -28,6 +28,7 @@ import { parseConfig } from '@sitecache/config';
 import { GZIP_FLAG } from '@sitecache/nginx-model';
 import { renderNginxConf, renderNjsKeyModule, type RenderOptions } from '@sitecache/nginx-conf';
 import {
+  benchArgs,
   freePort,
   memcachedSet,
   requireBinary,
@@ -40,18 +41,37 @@ import {
   type VarnishServer,
 } from '@sitecache/test-services';
 
+const args = benchArgs({
+  command: 'pnpm bench:hit',
+  about: `
+A 44 KB page served as a hit by the generated config (grace 600 and grace 0, with and without the
+micro-cache), against Varnish and nginx proxy_cache hits, the same nginx serving a static file, and
+the original blog post's config; plain and gzip, every scenario in each round in rotating order,
+the cache server pinned to one core. Then the hit path's cost of ignoreParams for each way nginx
+computes the key. Target: generated hits >= 0.9x Varnish's.`,
+  flags: [{ name: '--smoke', about: 'one short round of everything, checking each server answers the page (measures nothing)' }],
+  settings: [
+    { name: 'BENCH_ROUNDS', kind: 'number', default: '4', about: 'rounds' },
+    { name: 'BENCH_SECONDS', kind: 'number', default: '3', about: 'seconds of wrk per scenario and round' },
+    { name: 'BENCH_OPTIONS', kind: 'json', default: '{}', about: 'render options for the generated configs, e.g. {"memcachedBufferSize":"64k"}' },
+    { name: 'BENCH_LOCK', kind: 'switch', default: '0', about: '1: also the micro-cache with proxy_cache_lock on' },
+    { name: 'BENCH_PIN', kind: 'switch', default: '1', about: '0: no taskset (a machine with one core)' },
+    { name: 'BENCH_UNIX', kind: 'switch', default: '0', about: '1: memcached on a unix socket' },
+    { name: 'BENCH_KEYS', kind: 'switch', default: '1', about: '0: skip the ignoreParams part' },
+  ],
+});
 const run = promisify(execFile);
-const SMOKE = process.argv.includes('--smoke');
-const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 4);
-const SECONDS = SMOKE ? 1 : Number(process.env.BENCH_SECONDS ?? 3);
+const SMOKE = args.has('--smoke');
+const ROUNDS = SMOKE ? 1 : args.number('BENCH_ROUNDS', 4);
+const SECONDS = SMOKE ? 1 : args.number('BENCH_SECONDS', 3);
 const CONNECTIONS = SMOKE ? 4 : 32;
 const PATH = '/article/benchmark-page';
 const HOST = 'www.example.com';
-const PIN = process.env.BENCH_PIN !== '0';
+const PIN = args.on('BENCH_PIN', true);
 // The cache server's core, and the one wrk and memcached share.
 const SERVER_CPU = 0;
 const CLIENT_CPU = 1;
-const TUNING = JSON.parse(process.env.BENCH_OPTIONS ?? '{}') as RenderOptions;
+const TUNING = (args.json('BENCH_OPTIONS') ?? {}) as RenderOptions;
 
 const page = makePage();
 const gzipped = gzipSync(page, { level: 9 });
@@ -133,7 +153,7 @@ async function startBenchVarnish(origin: number, gzip: boolean): Promise<Varnish
 }
 
 async function group(title: string, gzip: boolean): Promise<Map<string, number[]>> {
-  const memcached = await startMemcached({ memoryMb: 64, unixSocket: process.env.BENCH_UNIX === '1' });
+  const memcached = await startMemcached({ memoryMb: 64, unixSocket: args.on('BENCH_UNIX', false) });
   await pin(memcached.process.pid, CLIENT_CPU);
   await memcachedSet(memcached.address, key, gzip ? gzipped : page, gzip ? GZIP_FLAG : 0);
   const origin = await startOrigin();
@@ -154,7 +174,7 @@ async function group(title: string, gzip: boolean): Promise<Map<string, number[]
     stops.unshift(async () => graceOff.stop());
     const varnish = await startBenchVarnish(ports.origin, gzip);
     stops.unshift(async () => varnish.stop());
-    const unlocked = process.env.BENCH_LOCK === '1' ? await startSitecache(memcached, gzip, 1, undefined, (text) => text.replace(/proxy_cache_valid 200 1s;/g, 'proxy_cache_valid 200 1s;\n            proxy_cache_lock on;')) : undefined;
+    const unlocked = args.on('BENCH_LOCK', false) ? await startSitecache(memcached, gzip, 1, undefined, (text) => text.replace(/proxy_cache_valid 200 1s;/g, 'proxy_cache_valid 200 1s;\n            proxy_cache_lock on;')) : undefined;
     if (unlocked) stops.unshift(async () => unlocked.stop());
 
     const client = gzip ? GZIP_CLIENT : [];
@@ -290,7 +310,7 @@ ${proxyCacheServer(ports, prefix)}`;
 
 /** Hits through one nginx per way of computing the key, with and without ignoreParams. */
 async function keyGroup(): Promise<Map<string, number[]>> {
-  const memcached = await startMemcached({ memoryMb: 64, unixSocket: process.env.BENCH_UNIX === '1' });
+  const memcached = await startMemcached({ memoryMb: 64, unixSocket: args.on('BENCH_UNIX', false) });
   // The tracked URI has the key of the plain one: one stored page serves both.
   await memcachedSet(memcached.address, key, page, 0);
   const ways: [string, RenderOptions, boolean][] = [
@@ -358,7 +378,7 @@ async function main(): Promise<void> {
     console.log(`  ${label.padEnd(6)} grace ${GRACE} ${(median(on) / 1000).toFixed(1)}k, grace 0 ${(median(off) / 1000).toFixed(1)}k req/s (medians; rounds ${pairs})`);
     console.log(`  ${''.padEnd(6)} ratio of the medians ${ratio(results, SITECACHE, GRACE_OFF).toFixed(2)}x, median of the rounds' ratios ${byRound.toFixed(2)}x`);
   }
-  if (process.env.BENCH_KEYS === '0') return;
+  if (!args.on('BENCH_KEYS', true)) return;
 
   const keys = await keyGroup();
   console.log('\nmedian ratios against the same md5 backend without ignoreParams, plain URI:');

@@ -8,3 +8,4 @@ export { startRedis, type RedisServer, type RedisOptions } from './redis.js';
 export { startVarnish, type VarnishServer, type VarnishOptions } from './varnish.js';
 export { sendRaw, type RawResponse } from './raw-http.js';
 export { memcachedGet, memcachedSet, memcachedCommand, type StoredItem } from './memcached-wire.js';
+export { benchArgs, benchHelp, parseBenchArgs, BenchUsageError, type BenchArgs, type BenchFlag, type BenchSetting, type BenchUsage } from './bench-options.js';
