@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type SitecacheConfig } from '@sitecache/config';
 import { checkPage, formatReport, reportPassed } from './check.js';
-import { PageTagError } from './errors.js';
+import { PageAddressError, PageTagError } from './errors.js';
 import { createPageStore, type ServerStats } from './page-store.js';
 import { checkTags } from './tags.js';
 
@@ -143,7 +143,9 @@ main(process.argv.slice(2)).then(
   },
   (error: Error) => {
     process.stderr.write(`sitecache: ${error.message}\n`);
-    const usage = error instanceof UsageError || error instanceof PageTagError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    // Bad input is refused before any server is asked: a URL nginx would never look up, a tag that cannot be one.
+    const usage =
+      error instanceof UsageError || error instanceof PageAddressError || error instanceof PageTagError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (usage) process.stderr.write(`\n${HELP}`);
     process.exitCode = usage ? 2 : 1;
   },

@@ -21,4 +21,4 @@ export { responseRefusal, type SkipReason, type ResponseFacts } from './policy.j
 export type { PageCacheMetrics, MetricsSnapshot } from './metrics.js';
 export { tagPage, MAX_TAG_LENGTH, MAX_TAGS_PER_PAGE, type TaggableResponse } from './tags.js';
 export { purgeHandler, PURGE_SECRET_ENV, type PurgeHandler, type PurgeHandlerOptions } from './purge-endpoint.js';
-export { CacheStoreOptionError, PageAddressError, PageTagError, UnsupportedServerError } from './errors.js';
+export { CacheStoreOptionError, PageAddressError, PageTagError, PurgeCountError, UnsupportedServerError } from './errors.js';

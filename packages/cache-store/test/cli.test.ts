@@ -137,8 +137,10 @@ describe('the sitecache bin', () => {
     const usage = await sitecache(['purge', '--config', configFile]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('purge needs URLs, --tag TAG or --all');
-    const badUrl = await sitecache(['purge', '--config', configFile, `http://${HOST}/a`]);
-    expect(badUrl.code).toBe(1);
+    // A URL nginx would never look up is bad usage, refused before any server is asked.
+    const badUrl = await sitecache(['purge', '--config', configFile, `https://${HOST}/fine`, `http://${HOST}/a`]);
+    expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toContain('configured scheme "https"');
+    expect(badUrl.stdout).toBe('');
   });
 });
