@@ -185,7 +185,7 @@ describe('a launcher killed under the runner', () => {
       .filter((name) => /^\d+$/.test(name))
       .filter((pid) => {
         try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('launcher-entry.js') && readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[1] === String(runner.pid);
+          return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('launcher-entry.') && readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[1] === String(runner.pid);
         } catch {
           return false;
         }
