@@ -225,6 +225,8 @@ export interface PurgeMark {
    * page written with a higher count was written by a purge after the render began.
    */
   readonly generation?: number | null;
+  /** The server's flush token then (null: never flushed by purgeAll, or evicted). */
+  readonly flushed?: string | null;
 }
 
 /**
@@ -309,6 +311,14 @@ const TAG_HASH_CACHE = 10_000;
  */
 const LOCK_SUFFIX = '.lock';
 const MARK_SUFFIX = '.purged';
+/**
+ * Each server's flush token: purgeAll writes a new one right after its flush_all, which empties the
+ * purge markers along with the pages. A render reads it when it claims its page and a put before
+ * and after its set, as it reads its page's marker: a token that changed, or vanished, since the
+ * claim means a flush came in meanwhile and the page is not stored. Server-wide, not per keyPrefix:
+ * a flush empties every site on the server.
+ */
+const FLUSH_KEY = 'sitecache:flushed';
 /**
  * Seconds a purge marker outlives its purge, past `config.appTimeout`: a render is checked
  * against it when it is stored, so it must outlive any render that could still be stored; a put
@@ -645,8 +655,8 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       key,
       server,
       ttl,
-      // The page's marker and, when it is tagged, its tags' markers: one get.
-      markKeys: [`${key}${MARK_SUFFIX}`, ...hashes.map(tagMarkKey)],
+      // The page's marker, the server's flush token and, when it is tagged, its tags' markers: one get.
+      markKeys: [`${key}${MARK_SUFFIX}`, FLUSH_KEY, ...hashes.map(tagMarkKey)],
       claimed,
       bytes: new PageBytes(value, stale === undefined ? 1 : 2),
       length,
@@ -682,7 +692,14 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       // Read before the set too, so that a purge made during the render (the usual case) leaves
       // nothing to take back, not even for the moment between the set and the read after it.
       const before = await marksOf(client);
-      if (claimed && (before[0] !== claimed.value || before.slice(1).some((mark) => purgedSince(mark, claimed.generation)))) return { purged: 'before' as const };
+      if (
+        claimed &&
+        (before[0] !== claimed.value ||
+          (claimed.flushed !== undefined && before[1] !== claimed.flushed) ||
+          before.slice(2).some((mark) => purgedSince(mark, claimed.generation)))
+      ) {
+        return { purged: 'before' as const };
+      }
       const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale.key, flags, ttl + this.config.grace, put.bytes, stale.prelude, length);
       await sendSet(client, key, flags, ttl, put.bytes, put.prelude);
       const staleStored = (await staleWrite)?.ok === true;
@@ -753,10 +770,16 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
               )
             : Promise.resolve('unknown' as const),
           // The count of purges by tag comes with it, for the page's tags, known only once rendered.
-          getBatched(client, [`${key}${MARK_SUFFIX}`, this.generationKey]).then((items): PurgeMark => {
+          getBatched(client, [`${key}${MARK_SUFFIX}`, this.generationKey, FLUSH_KEY]).then((items): PurgeMark => {
             const mark = items[`${key}${MARK_SUFFIX}`];
             const generation = items[this.generationKey];
-            return { value: mark ? String(mark.value) : null, readAt, generation: generation ? Number.parseInt(String(generation.value), 10) : null };
+            const flushed = items[FLUSH_KEY];
+            return {
+              value: mark ? String(mark.value) : null,
+              readAt,
+              generation: generation ? Number.parseInt(String(generation.value), 10) : null,
+              flushed: flushed ? String(flushed.value) : null,
+            };
           }),
         ]),
       true,
@@ -930,10 +953,20 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   async purgeAll(): Promise<ServerResult[]> {
     return Promise.all(
       [...this.slots.values()].map(async (slot) => {
-        const outcome = await slot.run((client) => client.cmd('flush_all'), false);
-        return outcome.ok
+        const flushed = await slot.run((client) => client.cmd('flush_all'), false);
+        if (!flushed.ok) return { server: slot.address, ok: false, error: flushed.error?.message ?? flushed.reason };
+        // The flush emptied the purge markers: a new flush token is what tells a render in flight
+        // that its page was purged (see FLUSH_KEY). Until it is written, one round trip, a put that
+        // both starts and ends in between can still store its page.
+        const token = randomBytes(12).toString('hex');
+        const marked = await slot.run((client) => sendBatched(client, `set ${FLUSH_KEY} 0 0 ${token.length}\r\n${token}\r\n`), false);
+        return marked.ok
           ? { server: slot.address, ok: true }
-          : { server: slot.address, ok: false, error: outcome.error?.message ?? outcome.reason };
+          : {
+              server: slot.address,
+              ok: false,
+              error: `flushed, but the flush token could not be written, so a render in flight may store its page (${marked.error?.message ?? marked.reason})`,
+            };
       }),
     );
   }

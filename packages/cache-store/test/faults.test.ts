@@ -159,10 +159,10 @@ describe('the store is off the response path', () => {
     const key = cacheKey(`https://${HOST}/while-silent`);
     try {
       const responding = requestTo(app.port, '/while-silent');
-      // Before it renders, the request claims the page: its lock, and the purge marker and count of
-      // purges by tag it renders under.
-      await eventually(() => held.received().includes('.generation\r\n'), 'the claim to arrive');
-      expect(held.received()).toMatch(new RegExp(`^add ${key}.lock 0 11 1\r\n1\r\nget ${key}.purged tag:[0-9a-f]{32}.generation\r\n$`));
+      // Before it renders, the request claims the page: its lock, and the purge marker, count of
+      // purges by tag and flush token it renders under.
+      await eventually(() => held.received().includes('sitecache:flushed\r\n'), 'the claim to arrive');
+      expect(held.received()).toMatch(new RegExp(`^add ${key}.lock 0 11 1\r\n1\r\nget ${key}.purged tag:[0-9a-f]{32}.generation sitecache:flushed\r\n$`));
       held.answer('STORED\r\nEND\r\n');
       const response = await responding;
       // The visitor has the whole page, and the connection closed...
@@ -170,7 +170,7 @@ describe('the store is off the response path', () => {
       expect(response.body.toString()).toBe(`${PAGE}/while-silent`);
       // ...while its store has reached memcached and waits for the answer: the marker read again
       // (a purge since the claim would stop the set), then the set.
-      const marks = (): number => held.received().split(`get ${key}.purged\r\n`).length - 1;
+      const marks = (): number => held.received().split(`get ${key}.purged sitecache:flushed\r\n`).length - 1;
       await eventually(() => marks() === 1, 'the marker to be read before the set');
       held.answer('END\r\n');
       await eventually(() => held.received().endsWith(`${PAGE}/while-silent\r\n`), 'the set command to arrive');

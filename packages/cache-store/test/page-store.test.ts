@@ -392,7 +392,7 @@ describe('the memory a put holds', () => {
         page = new WeakRef(body);
         return store.put(`https://${HOST}/held`, body);
       })();
-      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read');
+      await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`), 'the marker to be read');
       held.answer('END\r\n');
       await eventually(() => held.received().endsWith('<p>held page</p>\r\n'), 'the set to reach memcached');
       // A WeakRef holds its target to the end of the task that read it: collect in a later one.
@@ -400,7 +400,7 @@ describe('the memory a put holds', () => {
       collect();
       expect(page?.deref()).toBeUndefined();
       held.answer('STORED\r\n');
-      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`) && held.received().split(`get ${key}.purged`).length === 3, 'the marker to be read again');
+      await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`) && held.received().split(`get ${key}.purged sitecache:flushed`).length === 3, 'the marker to be read again');
       held.answer('END\r\n');
       expect(await put).toMatchObject({ stored: true, bytes: '<p>held page</p>'.length });
     } finally {
@@ -419,7 +419,7 @@ describe('closing a page store', () => {
     try {
       const inFlight = store.put(`https://${HOST}/in-flight`, '<p>in flight</p>');
       // A put reads the page's purge marker before and after its set.
-      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read');
+      await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`), 'the marker to be read');
       held.answer('END\r\n');
       await eventually(() => held.received().endsWith('<p>in flight</p>\r\n'), 'the set to reach memcached');
       let closed = false;
@@ -428,7 +428,7 @@ describe('closing a page store', () => {
       expect(held.received()).not.toContain('/late');
       expect(closed).toBe(false);
       held.answer('STORED\r\n');
-      await eventually(() => held.received().endsWith(`get ${key}.purged\r\n`), 'the marker to be read again');
+      await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`), 'the marker to be read again');
       held.answer('END\r\n');
       expect(await inFlight).toMatchObject({ stored: true, bytes: '<p>in flight</p>'.length });
       await closing;
@@ -452,7 +452,7 @@ describe('closing a page store', () => {
     });
     try {
       const stuck = store.put(`https://${HOST}/stuck`, '<p>stuck</p>');
-      await eventually(() => held.received().endsWith(`get ${cacheKey(`https://${HOST}/stuck`)}.purged\r\n`), 'the marker to be read');
+      await eventually(() => held.received().endsWith(`get ${cacheKey(`https://${HOST}/stuck`)}.purged sitecache:flushed\r\n`), 'the marker to be read');
       held.answer('END\r\n');
       await eventually(() => held.received().endsWith('<p>stuck</p>\r\n'), 'the set to reach memcached');
       await store.close();

@@ -190,6 +190,24 @@ describe('a purge is never undone by a render that began before it', () => {
     await eventually(async () => (await purger.get(url('/purged/0')))?.body.toString().includes('render 2 ') === true, 'the new page to be stored');
     expect((await purger.get(url('/purged/0'), { stale: true }))?.body.toString()).toContain('render 2 ');
   });
+
+  it('purgeAll (flush_all) 100 ms into a 500 ms render, which empties the purge markers too: the page is not stored', async () => {
+    const port = apps.ports[0] as number;
+    // Twice: the first purgeAll meets servers never flushed before, the second replaces a token.
+    for (const round of [1, 2]) {
+      const paths = Array.from({ length: 20 }, (_, i) => `/flushed/${round}/${i}`);
+      const answers = paths.map((path) => requestTo(port, path));
+      await eventually(() => paths.every((path) => apps.renders().some((r) => r.url === path)), 'the renders to start');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await purger.purgeAll()).toEqual(race.servers.map((server) => ({ server: server.address, ok: true })));
+      for (const answer of await Promise.all(answers)) expect(answer.headers['x-cache']).toBe('MISS');
+      // Give a put that should not happen the time to happen, then look in memcached itself.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const path of paths) {
+        expect({ path, page: await purger.get(url(path)), stale: await purger.get(url(path), { stale: true }) }).toEqual({ path, page: undefined, stale: undefined });
+      }
+    }
+  });
 });
 
 describe('a render whose claim could not read the purge marker', () => {
