@@ -30,7 +30,7 @@ machines shares its N clusters, each machine running K at a time.
 
 Options:
   -n, --clusters N               how many clusters: runs 1..N (required)
-      --log FILE                 the resume log, JSON lines (required, except with --queue)
+      --log FILE                 the resume log, JSON lines (required; not with --queue)
   -j, --jobs K                   clusters at a time (default: the number of CPUs)
       --output-dir DIR           each cluster's stdout and stderr files (default: FILE.output,
                                  with --queue JOB.output in the working directory)

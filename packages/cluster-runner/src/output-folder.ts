@@ -8,7 +8,8 @@ export interface OutputFolder {
    * Puts the disk back as it was before the folder was prepared: the folders it made are removed
    * (when still empty) and a folder it set aside is moved back. For a start refused after the folder
    * was made (a worker module that does not load, a queue holding another job): a refused run leaves
-   * nothing behind and moves nothing.
+   * nothing behind and moves nothing. Never throws: when the new folder holds something (what a
+   * worker module printed before it failed), it stays, and a folder set aside stays where it went.
    */
   undo(): void;
 }
@@ -26,7 +27,12 @@ export function prepareOutputFolder(path: string, setAsideTo: string | null): Ou
     path,
     undo() {
       if (firstMade !== undefined) removeEmptyFolders(path, firstMade);
-      if (setAside) renameSync(setAsideTo, path);
+      if (!setAside || existsSync(path)) return;
+      try {
+        renameSync(setAsideTo, path);
+      } catch {
+        // gone meanwhile: nothing to put back
+      }
     },
   };
 }

@@ -24,7 +24,7 @@ import {
 import { TreeMemoryWatch, availableMemory } from './memory.js';
 import { normalizeRunOptions, type RunOptions, type RunSettings } from './options.js';
 import { LOG_VARIABLE, stopOrphans } from './orphans.js';
-import { prepareOutputFolder } from './output-folder.js';
+import { prepareOutputFolder, type OutputFolder } from './output-folder.js';
 import { WorkerPool } from './worker.js';
 
 /** What a run did, and where the job stands. */
@@ -169,38 +169,42 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
     state = null;
   }
   const outputDir = settings.outputDir ?? defaultOutputDir;
-  const outputFolder = prepareOutputFolder(outputDir, oldLog !== null && settings.outputDir === null ? `${oldLog}.output` : null);
-  const executor: Executor =
-    settings.worker !== null
-      ? new WorkerPool({
-          owner: { [LOG_VARIABLE]: log },
-          module: settings.worker,
-          cwd: settings.cwd,
-          env: settings.env,
-          outputDir,
-          maxClustersPerWorker: settings.maxClustersPerWorker,
-          maxRss: settings.maxRss,
-        })
-      : new LauncherPool({
-          owner: { [LOG_VARIABLE]: log },
-          stopClustersWithRunner: false,
-          command: settings.command ?? [],
-          shell: settings.shell,
-          cwd: settings.cwd,
-          env: settings.env,
-          launchers: settings.jobs,
-        });
+  let outputFolder: OutputFolder | null = null;
+  let opening: Executor | null = null;
   try {
-    await executor.open();
+    outputFolder = prepareOutputFolder(outputDir, oldLog !== null && settings.outputDir === null ? `${oldLog}.output` : null);
+    opening =
+      settings.worker !== null
+        ? new WorkerPool({
+            owner: { [LOG_VARIABLE]: log },
+            module: settings.worker,
+            cwd: settings.cwd,
+            env: settings.env,
+            outputDir,
+            maxClustersPerWorker: settings.maxClustersPerWorker,
+            maxRss: settings.maxRss,
+          })
+        : new LauncherPool({
+            owner: { [LOG_VARIABLE]: log },
+            stopClustersWithRunner: false,
+            command: settings.command ?? [],
+            shell: settings.shell,
+            cwd: settings.cwd,
+            env: settings.env,
+            launchers: settings.jobs,
+          });
+    await opening.open();
   } catch (error) {
     // Refused before the run record: the log shows nothing of a run that never started, and the
-    // disk is as it was (no output folder made, a --fresh's old log and output back in place).
-    await executor.close();
+    // disk is as it was. A --fresh's old log goes back first (it is what a rerun resumes from),
+    // then the output folders; the refusal is what the caller learns, whatever the clean-up meets.
+    await opening?.close();
     await writer?.close();
-    outputFolder.undo();
     if (oldLog !== null) renameSync(oldLog, log);
+    outputFolder?.undo();
     throw error;
   }
+  const executor = opening;
 
   writer ??= new LogWriter(log, state?.endsWithNewline ?? true);
   const resumeLog = writer;

@@ -114,6 +114,19 @@ describe('worker mode', () => {
     expect(readdirSync(dirname(log)).filter((name) => name.startsWith('job.log.'))).toEqual(['job.log.output']);
   });
 
+  it('a module that prints and then fails on a --fresh run: refused as such, the old log back, what it printed kept', async () => {
+    await runClusters(workerJob(3));
+    const before = readFileSync(log, 'utf8');
+    const attempt = runClusters({ ...workerJob(3), fresh: true, worker: fixture('loud-broken-worker.mjs') });
+    await expect(attempt).rejects.toThrow(WorkerModuleError);
+    await expect(attempt).rejects.toThrow(/cannot start without a database/);
+    expect(readFileSync(log, 'utf8')).toBe(before);
+    // The new output folder holds what the module printed, so the old one stays set aside beside it.
+    const outputs = readdirSync(dirname(log)).filter((name) => name.startsWith('job.log.') && name.endsWith('.output'));
+    expect(outputs).toHaveLength(2);
+    expect(readFileSync(`${log}.output/worker-1.stderr`, 'utf8')).toContain('no database at localhost:5432');
+  });
+
   it('leaves no worker behind when the runner is killed with SIGKILL', async () => {
     const runner = cli(['--clusters', '6', '--jobs', '2', '--log', log, '--worker', fixture('cluster-worker.mjs')], {
       env: { STAMPS: stamps, SLEEP_MS: '60000' },
