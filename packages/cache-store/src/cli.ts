@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { loadConfig, type SitecacheConfig } from '@sitecache/config';
+import { InvalidHostError, InvalidUrlError } from '@sitecache/nginx-model';
 import { checkPage, formatReport, reportPassed } from './check.js';
 import { PageAddressError, PageTagError } from './errors.js';
 import { createPageStore, type ServerStats } from './page-store.js';
@@ -71,6 +72,10 @@ async function main(argv: string[]): Promise<number> {
   if (tags.length > 0 && (command !== 'purge' || values.all)) throw new UsageError('--tag goes with purge, without --all');
   // A tag that cannot be one is bad usage (2), found before any server is asked.
   if (tags.length > 0) checkTags(tags);
+  // `purge --tag a https://host/page` used to be refused; a URL taken for a tag would purge nothing
+  // and say so quietly. A tag that really looks like that can still be given with a --tag of its own.
+  const urlLike = values.tag === undefined ? undefined : args.find((arg) => arg.startsWith('/') || arg.includes('://'));
+  if (urlLike !== undefined) throw new UsageError(`"${urlLike}" after --tag looks like a URL: purge URLs and tags in separate commands (for a tag that looks like one, --tag "${urlLike}")`);
   if ((values.host !== undefined || values.wait !== undefined) && command !== 'check') throw new UsageError('--host and --wait go with check');
   if (command === 'check' && args.length !== 1) throw new UsageError('check takes one URL');
   if (command === 'purge' && !values.all && args.length === 0 && tags.length === 0) throw new UsageError('purge needs URLs, --tag TAG or --all');
@@ -145,7 +150,12 @@ main(process.argv.slice(2)).then(
     process.stderr.write(`sitecache: ${error.message}\n`);
     // Bad input is refused before any server is asked: a URL nginx would never look up, a tag that cannot be one.
     const usage =
-      error instanceof UsageError || error instanceof PageAddressError || error instanceof PageTagError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+      error instanceof UsageError ||
+      error instanceof PageAddressError ||
+      error instanceof InvalidUrlError ||
+      error instanceof InvalidHostError ||
+      error instanceof PageTagError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (usage) process.stderr.write(`\n${HELP}`);
     process.exitCode = usage ? 2 : 1;
   },

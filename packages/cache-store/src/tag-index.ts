@@ -13,8 +13,8 @@ import { memcachedExptime } from '@sitecache/nginx-model';
  *   up to CLOCK_MARGIN;
  * - shard: the page key's last hex digit, so one tag on many pages spreads over 16 items, far
  *   under memcached's 1 MB item limit.
- * A purge reads, per tag, every class, the epochs around now (a clock up to a span apart still
- * finds its entries), and every shard.
+ * A purge reads, per tag, every class, the epochs from two before now to one after (a clock up to
+ * a span apart from the storing one still finds its entries), and every shard.
  */
 export const CLASS_SPANS = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304] as const;
 const SHARDS = 16;
@@ -58,7 +58,9 @@ export function entryKeysToRead(hash: string, nowMs: number): string[] {
   const keys: string[] = [];
   CLASS_SPANS.forEach((span, index) => {
     const epoch = Math.floor(nowMs / 1000 / span);
-    for (const e of [epoch - 1, epoch, epoch + 1]) for (let shard = 0; shard < SHARDS; shard++) keys.push(`tag:${hash}:${index}:${e}:${shard.toString(16)}`);
+    // A page stored at the end of epoch E lives into E + 1; a purging clock ahead of the storing one
+    // by up to a span then reads from E + 2, one behind from E - 1: E is read either way.
+    for (const e of [epoch - 2, epoch - 1, epoch, epoch + 1]) for (let shard = 0; shard < SHARDS; shard++) keys.push(`tag:${hash}:${index}:${e}:${shard.toString(16)}`);
   });
   for (let shard = 0; shard < SHARDS; shard++) keys.push(`tag:${hash}:x:0:${shard.toString(16)}`);
   return keys;

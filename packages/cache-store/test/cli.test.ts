@@ -99,6 +99,15 @@ describe('the sitecache bin', () => {
     expect(result.stderr).toContain('Invalid tag "a b": a tag is printable ASCII without spaces');
   });
 
+  it('refuses a URL after --tag, which would be taken for a tag and purge nothing; a --tag of its own takes it', async () => {
+    const mixed = await sitecache(['purge', '--config', configFile, '--tag', 'a', `https://${HOST}/page`]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain(`"https://${HOST}/page" after --tag looks like a URL: purge URLs and tags in separate commands`);
+    expect((await sitecache(['purge', '--config', configFile, '--tag', 'a', '/page'])).code).toBe(2);
+    const own = await sitecache(['purge', '--config', configFile, '--tag', 'a', '--tag', 'https://tag.example/x']);
+    expect([own.code, own.stdout.trim().split('\n').at(-1)]).toEqual([0, 'total\tpurged 0']);
+  });
+
   it("prints the help the README's CLI section shows, word for word", async () => {
     const help = await sitecache(['--help']);
     const readme = await readFile(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
@@ -142,5 +151,10 @@ describe('the sitecache bin', () => {
     expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toContain('configured scheme "https"');
     expect(badUrl.stdout).toBe('');
+    // So is a URL with user info or a host nginx refuses.
+    for (const bad of [`https://user@${HOST}/a`, 'https://exa mple.com/a']) {
+      const refused = await sitecache(['purge', '--config', configFile, bad]);
+      expect({ bad, code: refused.code, stdout: refused.stdout }).toEqual({ bad, code: 2, stdout: '' });
+    }
   });
 });

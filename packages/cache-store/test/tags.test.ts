@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { CacheStoreOptionError, createPageStore, pageCache, PageTagError, purgeHandler, tagPage, type PageCacheMiddleware, type PageStore } from '../src/index.js';
 import { fastifyPageCache } from '../src/fastify.js';
 import { internalsOf } from '../src/page-store.js';
-import { CLOCK_MARGIN, entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
+import { CLASS_SPANS, CLOCK_MARGIN, entryKey, entryKeysToRead, tagHash } from '../src/tag-index.js';
 import { eventually, HOST, listen, mapLimit, remainingTtl, requestTo, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
 
 const url = (path: string): string => `https://${HOST}${path}`;
@@ -172,6 +172,21 @@ describe('tagged pages', () => {
     expect(purged).toBe(survivors);
     for (const path of paths) {
       expect([path, await store.get(url(path)), await store.get(url(path), { stale: true })]).toEqual([path, undefined, undefined]);
+    }
+  });
+
+  it('finds a page\'s entry from any moment of its life, by a purging clock up to a span ahead or behind', () => {
+    const hash = tagHash('', 'article:1');
+    for (const span of CLASS_SPANS) {
+      // The worst case: stored at the last moment of an epoch, living the whole span.
+      const storedAt = 1_000 * span * 1_000 - 1;
+      const entry = entryKey(hash, 'k', span, storedAt).key;
+      for (const sinceStored of [0, span * 500, span * 1_000]) {
+        for (const skewMs of [-(span - 1) * 1_000, -1_000, 0, 2_000, 60_000, (span - 1) * 1_000]) {
+          const readBy = entryKeysToRead(hash, storedAt + sinceStored + skewMs);
+          expect({ span, sinceStored, skewMs, found: readBy.includes(entry) }).toEqual({ span, sinceStored, skewMs, found: true });
+        }
+      }
     }
   });
 
