@@ -584,9 +584,6 @@ function appLocation(config: SitecacheConfig, opts: ResolvedOptions): string[] {
     ...(opts.debugKeyHeader ? ['# Test configs only: the key nginx looked up, for the app to compare.', 'proxy_set_header X-Sitecache-Key $memcached_key;'] : []),
     '# appTimeout: how long the app may take to answer before nginx gives up on it (504).',
     `proxy_read_timeout ${config.appTimeout}s;`,
-    '# Cache tags are for the cache: the middleware takes them off what it answers, and should a route',
-    '# outside it set them, visitors still never learn what a page is tagged with.',
-    'proxy_hide_header Surrogate-Key;',
   ];
 }
 
