@@ -951,24 +951,32 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
   }
 
   async purgeAll(): Promise<ServerResult[]> {
-    return Promise.all(
-      [...this.slots.values()].map(async (slot) => {
-        const flushed = await slot.run((client) => client.cmd('flush_all'), false);
-        if (!flushed.ok) return { server: slot.address, ok: false, error: flushed.error?.message ?? flushed.reason };
-        // The flush emptied the purge markers: a new flush token is what tells a render in flight
-        // that its page was purged (see FLUSH_KEY). Until it is written, one round trip, a put that
-        // both starts and ends in between can still store its page.
-        const token = randomBytes(12).toString('hex');
-        const marked = await slot.run((client) => sendBatched(client, `set ${FLUSH_KEY} 0 0 ${token.length}\r\n${token}\r\n`), false);
-        return marked.ok
-          ? { server: slot.address, ok: true }
-          : {
-              server: slot.address,
-              ok: false,
-              error: `flushed, but the flush token could not be written, so a render in flight may store its page (${marked.error?.message ?? marked.reason})`,
-            };
-      }),
-    );
+    // Twice over every server, the second pass once the first is done everywhere. A put checks the
+    // flush token on its page's server only, while its stale copy may go to another: that server's
+    // flush can come before the stale copy is written and the page's server's after the put's last
+    // read. Such a copy was written before the page's server's first flush, so every second flush
+    // comes after it.
+    const first = await Promise.all([...this.slots.values()].map((slot) => this.flush(slot)));
+    const second = await Promise.all([...this.slots.values()].map((slot) => this.flush(slot)));
+    return first.map((result, i) => (result.ok ? (second[i] as ServerResult) : result));
+  }
+
+  /** flush_all on one server, then a new flush token (see FLUSH_KEY). */
+  private async flush(slot: ServerSlot): Promise<ServerResult> {
+    const flushed = await slot.run((client) => client.cmd('flush_all'), false);
+    if (!flushed.ok) return { server: slot.address, ok: false, error: flushed.error?.message ?? flushed.reason };
+    // The flush emptied the purge markers: a new flush token is what tells a render in flight that
+    // its page was purged. Until it is written, one round trip, a put whose claim found no token
+    // and that both starts and ends in between can still store its page.
+    const token = randomBytes(12).toString('hex');
+    const marked = await slot.run((client) => sendBatched(client, `set ${FLUSH_KEY} 0 0 ${token.length}\r\n${token}\r\n`), false);
+    return marked.ok
+      ? { server: slot.address, ok: true }
+      : {
+          server: slot.address,
+          ok: false,
+          error: `flushed, but the flush token could not be written, so a render in flight may store its page (${marked.error?.message ?? marked.reason})`,
+        };
   }
 
   async stats(): Promise<ServerStats[]> {

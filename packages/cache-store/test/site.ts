@@ -220,6 +220,8 @@ export interface CuttableMemcached {
   /** Drops every connection and each new one at once, until `mend()`. */
   cut(): void;
   mend(): void;
+  /** Holds what clients send `ms` before passing it on (0: at once), in order: a slow link. */
+  delay(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -227,6 +229,7 @@ export async function startCuttableMemcached(target: string): Promise<CuttableMe
   const [host = '127.0.0.1', port = '0'] = target.split(':');
   const sockets = new Set<Socket>();
   let cut = false;
+  let delayMs = 0;
   const server = createTcpServer((client) => {
     if (cut) return void client.destroy();
     const upstream = connect(Number(port), host);
@@ -239,7 +242,8 @@ export async function startCuttableMemcached(target: string): Promise<CuttableMe
         upstream.destroy();
       });
     }
-    client.pipe(upstream);
+    // Each chunk waits its own delay from when it came: a constant delay keeps them in order.
+    client.on('data', (chunk: Buffer) => (delayMs === 0 ? upstream.write(chunk) : setTimeout(() => upstream.write(chunk), delayMs)));
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -251,6 +255,9 @@ export async function startCuttableMemcached(target: string): Promise<CuttableMe
     },
     mend() {
       cut = false;
+    },
+    delay(ms) {
+      delayMs = ms;
     },
     stop() {
       for (const socket of sockets) socket.destroy();

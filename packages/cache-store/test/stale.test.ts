@@ -3,6 +3,7 @@ import { cacheKey } from '@sitecache/cache-key';
 import { staleKeyConfig } from '@sitecache/nginx-model';
 import { memcachedCommand, memcachedGet, startMemcached, type MemcachedServer, type RawResponse } from '@sitecache/test-services';
 import { createPageStore, pageCache, type PageStore } from '../src/index.js';
+import { internalsOf, type PageStoreInternals } from '../src/page-store.js';
 import { eventually, HOST, listenBehind, remainingTtl, requestTo, startApps, startCuttableMemcached, startPurgeRace, STEADY, testConfig, type AppProcesses, type PurgeRace } from './site.js';
 
 const url = (path: string): string => `https://${HOST}${path}`;
@@ -206,6 +207,39 @@ describe('a purge is never undone by a render that began before it', () => {
       for (const path of paths) {
         expect({ path, page: await purger.get(url(path)), stale: await purger.get(url(path), { stale: true }) }).toEqual({ path, page: undefined, stale: undefined });
       }
+    }
+  });
+});
+
+describe('purgeAll across servers', () => {
+  it('leaves no stale copy on another server that was flushed before the page\'s own', async () => {
+    const memcached = [await startMemcached(), await startMemcached()];
+    // The purging store reaches the first server over a slow link: its flush comes 300 ms late.
+    const slow = await startCuttableMemcached(memcached[0]?.address as string);
+    const renderer = createPageStore(testConfig(memcached.map((m) => m.address), { gzip: false, grace: 300 }), STEADY);
+    const purger = createPageStore(testConfig([slow.address, memcached[1]?.address as string], { gzip: false, grace: 300 }), STEADY);
+    try {
+      // A page on the first server whose stale copy is on the second.
+      const path = Array.from({ length: 200 }, (_, i) => `/spread/${i}`).find((p) => {
+        const page = url(p);
+        return renderer.serverFor(renderer.keyFor(page)) === memcached[0]?.address && renderer.serverFor(cacheKey(page, staleKeyConfig(renderer.config))) === memcached[1]?.address;
+      }) as string;
+      expect(path).toBeDefined();
+      await purger.purgeAll(); // the servers hold flush tokens
+      const internals = internalsOf(renderer) as PageStoreInternals;
+      const claim = await internals.claim(renderer.keyFor(url(path)), true);
+      slow.delay(300);
+      const purging = purger.purgeAll();
+      // The second server is flushed by now; the first is not, so the put's reads there see no flush.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await internals.putClaimed(url(path), '<p>rendered before purgeAll</p>', {}, claim.mark)).toMatchObject({ stored: true, stale: true });
+      expect((await purging).every((result) => result.ok)).toBe(true);
+      expect([await renderer.get(url(path)), await renderer.get(url(path), { stale: true })]).toEqual([undefined, undefined]);
+    } finally {
+      await renderer.close();
+      await purger.close();
+      await slow.stop();
+      for (const m of memcached) await m.stop();
     }
   });
 });
