@@ -87,10 +87,10 @@ Prints req/s, latency, hit ratios, renders and pages held per setup, and draws t
     { name: '--svg', value: 'FILE', about: 'where the chart goes (default examples/site/docs/bench-site.svg)' },
   ],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds' },
-    { name: 'BENCH_WARMUP', kind: 'number', default: '10', about: 'seconds of warm-up per setup' },
-    { name: 'BENCH_SECONDS', kind: 'number', default: '30', about: 'seconds measured per setup' },
-    { name: 'BENCH_PAGES', kind: 'number', default: '20000', about: 'distinct pages (URLs)' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '3', about: 'rounds' },
+    { name: 'BENCH_WARMUP', kind: 'count', zero: true, default: '10', about: 'seconds of warm-up per setup (0: none)' },
+    { name: 'BENCH_SECONDS', kind: 'count', default: '30', about: 'seconds measured per setup' },
+    { name: 'BENCH_PAGES', kind: 'count', default: '20000', about: 'distinct pages (URLs)' },
     { name: 'BENCH_SETUPS', default: 'all', about: 'the setups to run, comma-separated: sitecache, varnish, varnish-plain, proxy_cache, proxy_cache-plain' },
   ],
 });
@@ -380,7 +380,7 @@ async function measure(setup: Setup): Promise<Figures> {
   const running = await setup.start();
   try {
     await checkServes(setup, running.port);
-    await load(running.port, WARMUP);
+    if (WARMUP > 0) await load(running.port, WARMUP);
     const rendersBefore = await running.apps.renders();
     const measured = await load(running.port, SECONDS);
     const renders = (await running.apps.renders()) - rendersBefore;

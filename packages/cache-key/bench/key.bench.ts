@@ -21,8 +21,8 @@ Keys per second of requestKey against a bare md5 of the same key sources, in alt
 one run. Target: requestKey >= 0.8x the bare md5.`,
   flags: [{ name: '--smoke', about: 'one short round: checks the benchmark still runs, judges nothing' }],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '7', about: 'rounds' },
-    { name: 'BENCH_KEYS_PER_ROUND', kind: 'number', default: '200000', about: 'keys per side and round' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '7', about: 'rounds' },
+    { name: 'BENCH_KEYS_PER_ROUND', kind: 'count', default: '200000', about: 'keys per side and round' },
   ],
 });
 const SMOKE = args.has('--smoke');

@@ -61,10 +61,10 @@ hits, and the cost of grace. Each pair runs side by side in alternating rounds; 
     { name: '--smoke', about: 'one short round of a row of each kind: checks the bench still runs (its figures mean nothing)' },
   ],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds' },
-    { name: 'BENCH_SECONDS', kind: 'number', default: '5', about: 'seconds per side and round' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '3', about: 'rounds' },
+    { name: 'BENCH_SECONDS', kind: 'count', default: '5', about: 'seconds per side and round' },
     { name: 'BENCH_RENDERS', default: RENDERS.join(','), about: 'the miss-path rows to run, comma-separated' },
-    { name: 'BENCH_PASS_MS', kind: 'number', default: 'calibrated', about: 'ms of CPU a template pass costs, to compare runs with the same renders' },
+    { name: 'BENCH_PASS_MS', kind: 'number', zero: true, default: '0', about: 'ms of CPU a template pass costs, to compare runs with the same renders (0: calibrated here)' },
     { name: 'BENCH_TRACE_GC', default: 'off', about: 'a folder: also run each side with --trace-gc into DIR/ROW-SIDE.log and count its collections' },
   ],
 });

@@ -22,8 +22,8 @@ What tags cost, against 3 memcached servers: pages stored per second with 0, 5 a
 carried by 1,000 and by 100,000 pages, grace off and on.`,
   flags: [{ name: '--smoke', about: 'one round of 1 s and purges of 200 and 2,000 pages: checks it still runs' }],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds of the stores part' },
-    { name: 'BENCH_SECONDS', kind: 'number', default: '5', about: 'seconds per tag count and round' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '3', about: 'rounds of the stores part' },
+    { name: 'BENCH_SECONDS', kind: 'count', default: '5', about: 'seconds per tag count and round' },
   ],
 });
 const SMOKE = args.has('--smoke');

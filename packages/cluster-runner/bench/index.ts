@@ -30,12 +30,12 @@ the local mode on one, and 100 ms clusters on 1, 2 and 3 runners.`,
     { name: '--queue-only', about: 'only the queue-mode part' },
   ],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds of the overhead part' },
-    { name: 'BENCH_CLUSTERS', kind: 'number', default: '2000', about: 'clusters of the overhead part' },
-    { name: 'BENCH_BIG_CLUSTERS', kind: 'number', default: '100000', about: 'clusters of the big-log part' },
-    { name: 'BENCH_STARTUP_CLUSTERS', kind: 'number', default: '1000', about: 'clusters of the worker-mode part' },
-    { name: 'BENCH_QUEUE_CLUSTERS', kind: 'number', default: '5000', about: 'no-op clusters of the queue part' },
-    { name: 'BENCH_SCALE_CLUSTERS', kind: 'number', default: '300', about: '100 ms clusters of the scaling part' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '3', about: 'rounds of the overhead part' },
+    { name: 'BENCH_CLUSTERS', kind: 'count', default: '2000', about: 'clusters of the overhead part' },
+    { name: 'BENCH_BIG_CLUSTERS', kind: 'count', default: '100000', about: 'clusters of the big-log part' },
+    { name: 'BENCH_STARTUP_CLUSTERS', kind: 'count', default: '1000', about: 'clusters of the worker-mode part' },
+    { name: 'BENCH_QUEUE_CLUSTERS', kind: 'count', default: '5000', about: 'no-op clusters of the queue part' },
+    { name: 'BENCH_SCALE_CLUSTERS', kind: 'count', default: '300', about: '100 ms clusters of the scaling part' },
   ],
 });
 const SMOKE = args.has('--smoke');

@@ -51,8 +51,8 @@ the cache server pinned to one core. Then the hit path's cost of ignoreParams fo
 computes the key. Target: generated hits >= 0.9x Varnish's.`,
   flags: [{ name: '--smoke', about: 'one short round of everything, checking each server answers the page (measures nothing)' }],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '4', about: 'rounds' },
-    { name: 'BENCH_SECONDS', kind: 'number', default: '3', about: 'seconds of wrk per scenario and round' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '4', about: 'rounds' },
+    { name: 'BENCH_SECONDS', kind: 'count', default: '3', about: 'seconds of wrk per scenario and round' },
     { name: 'BENCH_OPTIONS', kind: 'json', default: '{}', about: 'render options for the generated configs, e.g. {"memcachedBufferSize":"64k"}' },
     { name: 'BENCH_LOCK', kind: 'switch', default: '0', about: '1: also the micro-cache with proxy_cache_lock on' },
     { name: 'BENCH_PIN', kind: 'switch', default: '1', about: '0: no taskset (a machine with one core)' },

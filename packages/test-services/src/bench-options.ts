@@ -17,10 +17,13 @@ export interface BenchSetting {
   readonly about: string;
   readonly default: string;
   /**
-   * What it holds, checked before the benchmark starts: a number above zero, `0` or `1`, or a JSON
-   * object. Without a kind the text is the benchmark's to read.
+   * What it holds, checked before the benchmark starts: a whole number of 1 or more (`count`), a
+   * number above zero (`number`), `0` or `1` (`switch`), or a JSON object. Without a kind the text
+   * is the benchmark's to read.
    */
-  readonly kind?: 'number' | 'switch' | 'json';
+  readonly kind?: 'count' | 'number' | 'switch' | 'json';
+  /** A count or number that may also be 0, which means what `about` says (no warm-up, say). */
+  readonly zero?: true;
 }
 
 export interface BenchUsage {
@@ -40,7 +43,7 @@ export interface BenchArgs {
   value(flag: `--${string}`): string | undefined;
   /** A declared setting's text, or undefined when it is not set. */
   text(setting: `BENCH_${string}`): string | undefined;
-  /** A declared numeric setting, `fallback` when it is not set. */
+  /** A declared count or number setting, `fallback` when it is not set. */
   number(setting: `BENCH_${string}`, fallback: number): number;
   /** A declared switch (`0` or `1`), `fallback` when it is not set. */
   on(setting: `BENCH_${string}`, fallback: boolean): boolean;
@@ -108,7 +111,7 @@ export function parseBenchArgs(usage: BenchUsage, argv: readonly string[], env: 
       return typeof value === 'string' ? value : undefined;
     },
     text: (setting) => read(setting, undefined) as string | undefined,
-    number: (setting, fallback) => (read(setting, 'number') as number | undefined) ?? fallback,
+    number: (setting, fallback) => (read(setting, values.get(setting)?.kind === 'count' ? 'count' : 'number') as number | undefined) ?? fallback,
     on: (setting, fallback) => (read(setting, 'switch') as boolean | undefined) ?? fallback,
     json: (setting) => read(setting, 'json') as Record<string, unknown> | undefined,
   };
@@ -119,9 +122,15 @@ function settingValue(setting: BenchSetting, text: string): unknown {
   switch (setting.kind) {
     case undefined:
       return text;
+    case 'count':
     case 'number': {
       const value = Number(text);
-      if (!Number.isFinite(value) || value <= 0) throw new BenchUsageError(`${setting.name}: expected a number above 0, got "${text}"`);
+      const whole = setting.kind === 'count';
+      const least = setting.zero === true ? 0 : whole ? 1 : Number.MIN_VALUE;
+      if (!Number.isFinite(value) || value < least || (whole && !Number.isInteger(value))) {
+        const expected = whole ? `a whole number of ${least} or more` : setting.zero === true ? 'a number of 0 or more' : 'a number above 0';
+        throw new BenchUsageError(`${setting.name}: expected ${expected}, got "${text}"`);
+      }
       return value;
     }
     case 'switch':

@@ -13,7 +13,9 @@ const usage: BenchUsage = {
     { name: '--svg', value: 'FILE', about: 'where the chart goes' },
   ],
   settings: [
-    { name: 'BENCH_ROUNDS', kind: 'number', default: '3', about: 'rounds' },
+    { name: 'BENCH_ROUNDS', kind: 'count', default: '3', about: 'rounds' },
+    { name: 'BENCH_WARMUP', kind: 'count', zero: true, default: '10', about: 'seconds of warm-up (0: none)' },
+    { name: 'BENCH_PASS_MS', kind: 'number', zero: true, default: '0', about: 'ms a pass costs (0: calibrated)' },
     { name: 'BENCH_PIN', kind: 'switch', default: '1', about: '0: no taskset' },
     { name: 'BENCH_OPTIONS', kind: 'json', default: '{}', about: 'render options' },
     { name: 'BENCH_SETUPS', default: 'all', about: 'setups' },
@@ -32,6 +34,8 @@ describe('a benchmark command line', () => {
     expect(args?.has('--smoke')).toBe(true);
     expect(args?.value('--svg')).toBe('out.svg');
     expect(args?.number('BENCH_ROUNDS', 3)).toBe(5);
+    expect(parseBenchArgs(usage, [], { BENCH_WARMUP: '0', BENCH_PASS_MS: '0.045' })?.number('BENCH_WARMUP', 10)).toBe(0);
+    expect(parseBenchArgs(usage, [], { BENCH_PASS_MS: '0.045' })?.number('BENCH_PASS_MS', 0)).toBe(0.045);
     expect(args?.on('BENCH_PIN', true)).toBe(false);
     expect(args?.json('BENCH_OPTIONS')).toEqual({ memcachedBufferSize: '64k' });
     expect(args?.text('BENCH_SETUPS')).toBe('a,b');
@@ -51,8 +55,11 @@ describe('a benchmark command line', () => {
     [['--svg'], {}, '--svg needs a value: --svg FILE'],
     [['--svg', '--smoke'], {}, '--svg needs a value: --svg FILE'],
     [['--smoke=1'], {}, '--smoke takes no value, got "1"'],
-    [[], { BENCH_ROUNDS: 'three' }, 'BENCH_ROUNDS: expected a number above 0, got "three"'],
-    [[], { BENCH_ROUNDS: '0' }, 'BENCH_ROUNDS: expected a number above 0, got "0"'],
+    [[], { BENCH_ROUNDS: 'three' }, 'BENCH_ROUNDS: expected a whole number of 1 or more, got "three"'],
+    [[], { BENCH_ROUNDS: '0' }, 'BENCH_ROUNDS: expected a whole number of 1 or more, got "0"'],
+    [[], { BENCH_ROUNDS: '2.5' }, 'BENCH_ROUNDS: expected a whole number of 1 or more, got "2.5"'],
+    [[], { BENCH_WARMUP: '-1' }, 'BENCH_WARMUP: expected a whole number of 0 or more, got "-1"'],
+    [[], { BENCH_PASS_MS: 'fast' }, 'BENCH_PASS_MS: expected a number of 0 or more, got "fast"'],
     [[], { BENCH_PIN: 'no' }, 'BENCH_PIN: expected 0 or 1, got "no"'],
     [[], { BENCH_OPTIONS: '{bad' }, 'BENCH_OPTIONS: expected a JSON object, got "{bad"'],
     [[], { BENCH_OPTIONS: '[1]' }, 'BENCH_OPTIONS: expected a JSON object, got "[1]"'],
@@ -71,6 +78,7 @@ describe('a benchmark command line', () => {
   it('throws on a setting read that the usage does not declare: the help would not list it', () => {
     const args = parseBenchArgs(usage, [], {});
     expect(() => args?.number('BENCH_SECONDS', 1)).toThrow('BENCH_SECONDS is not declared as a number setting');
+    expect(() => args?.on('BENCH_ROUNDS', true)).toThrow('BENCH_ROUNDS is not declared as a switch setting');
     expect(() => args?.text('BENCH_ROUNDS')).toThrow('BENCH_ROUNDS is not declared as a text setting');
   });
 });
