@@ -6,14 +6,13 @@ import type { Redis } from 'ioredis';
 import { QueueBusyError, WorkerModuleError } from './errors.js';
 import type { ProgressEvent, RunStats, StopReason } from './events.js';
 import { outputPaths, removeIfEmpty, RunChanges, stopAttemptProcesses, type Execution, type Executor } from './executor.js';
-import { LauncherPool } from './launcher.js';
 import { fileStamp, type EndReason } from './log.js';
 import { TreeMemoryWatch, availableMemory } from './memory.js';
 import type { QueueSettings, RunSettings } from './options.js';
 import { QUEUE_PREFIX, checkJob, claimJob, connectChecked, jobKeys, reconnectingOptions, type QueuedJob } from './queue-redis.js';
 import type { RunSummary } from './runner.js';
 import { prepareOutputFolder } from './output-folder.js';
-import { WorkerPool } from './worker.js';
+import { clusterPool } from './pools.js';
 
 // Queue mode: the job's clusters are BullMQ jobs on Redis, shared by every runner given the same
 // queue and name. Loaded with import() only when --queue is given, so a local run never loads
@@ -131,26 +130,7 @@ export async function runQueued(settings: RunSettings, queue: QueueSettings): Pr
       settings.fresh && settings.outputDir === null ? `${outputDir}.${fileStamp()}` : null,
     );
     const owner = { CLUSTER_RUN_QUEUE: queue.address, CLUSTER_RUN_NAME: queue.name, CLUSTER_RUN_HOST: queue.host };
-    executor =
-      settings.worker !== null
-        ? new WorkerPool({
-            owner,
-            module: settings.worker,
-            cwd: settings.cwd,
-            env: settings.env,
-            outputDir,
-            maxClustersPerWorker: settings.maxClustersPerWorker,
-            maxRss: settings.maxRss,
-          })
-        : new LauncherPool({
-            owner,
-            stopClustersWithRunner: true,
-            command: settings.command ?? [],
-            shell: settings.shell,
-            cwd: settings.cwd,
-            env: settings.env,
-            launchers: settings.jobs,
-          });
+    executor = clusterPool(settings, owner, outputDir, true);
     const scanBegan = performance.now();
     try {
       // A worker module that cannot run clusters is refused before anything is enqueued.

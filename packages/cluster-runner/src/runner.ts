@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import { LauncherPool } from './launcher.js';
 import { LogMismatchError, WorkerModuleError } from './errors.js';
 import type { ProgressEvent, RunStats, StopReason } from './events.js';
 import { outputPaths, removeIfEmpty, RunChanges, stopAttemptProcesses, type Execution, type Executor } from './executor.js';
@@ -25,7 +24,7 @@ import { TreeMemoryWatch, availableMemory } from './memory.js';
 import { normalizeRunOptions, type RunOptions, type RunSettings } from './options.js';
 import { LOG_VARIABLE, stopOrphans } from './orphans.js';
 import { prepareOutputFolder, type OutputFolder } from './output-folder.js';
-import { WorkerPool } from './worker.js';
+import { clusterPool } from './pools.js';
 
 /** What a run did, and where the job stands. */
 export interface RunSummary {
@@ -173,26 +172,7 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
   let opening: Executor | null = null;
   try {
     outputFolder = prepareOutputFolder(outputDir, oldLog !== null && settings.outputDir === null ? `${oldLog}.output` : null);
-    opening =
-      settings.worker !== null
-        ? new WorkerPool({
-            owner: { [LOG_VARIABLE]: log },
-            module: settings.worker,
-            cwd: settings.cwd,
-            env: settings.env,
-            outputDir,
-            maxClustersPerWorker: settings.maxClustersPerWorker,
-            maxRss: settings.maxRss,
-          })
-        : new LauncherPool({
-            owner: { [LOG_VARIABLE]: log },
-            stopClustersWithRunner: false,
-            command: settings.command ?? [],
-            shell: settings.shell,
-            cwd: settings.cwd,
-            env: settings.env,
-            launchers: settings.jobs,
-          });
+    opening = clusterPool(settings, { [LOG_VARIABLE]: log }, outputDir, false);
     await opening.open();
   } catch (error) {
     // Refused before the run record: the log shows nothing of a run that never started, and the
