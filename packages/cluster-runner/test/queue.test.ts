@@ -115,21 +115,22 @@ describe('cluster-run --queue on three machines', () => {
   }, 60_000);
 
   it('status while it runs: an ETA from the rate of the latest completions; each record keeps its output\'s last lines', async () => {
-    const running = runner('eta', 'm1', 30, [], { SLEEP_MS: '150' });
+    // 45 clusters of 400 ms, 3 at a time: about 6 s, so both status calls (a second or so each on a
+    // loaded machine) come while it runs.
+    const running = runner('eta', 'm1', 45, [], { SLEEP_MS: '400' });
     await waitFor(() => readQueueStamps(stamps).filter((stamp) => stamp.what === 'end').length >= 6, 30_000, 'six clusters to finish');
-    const mid = await status('eta');
+    const [mid, text] = await Promise.all([status('eta'), cli(['status', '--queue', redis.url, '--name', 'eta'])]);
     expect(mid.ratePerSecond).toBeGreaterThan(0);
-    const left = 30 - (mid.done as number);
+    const left = 45 - (mid.done as number);
     // The rate is printed rounded to 1/100 cluster/s; the ETA comes from the unrounded rate.
     expect(Math.abs((mid.etaMs as number) - (left / (mid.ratePerSecond as number)) * 1000)).toBeLessThan(0.01 * (mid.etaMs as number));
-    const text = await cli(['status', '--queue', redis.url, '--name', 'eta']);
     expect(text.stdout).toMatch(/^ {2}ETA {7}\S+ at [\d.]+ clusters\/s$/m);
     expect((await running).exitCode).toBe(0);
 
     // The queue record of a done cluster (BullMQ's return value) ends with what it printed.
     const record = JSON.parse((await client.hget('cluster-run:eta:cluster-7', 'returnvalue')) as string) as Record<string, unknown>;
-    expect(record).toMatchObject({ host: 'm1', why: 'ok', exitCode: 0, stdoutTail: 'cluster 7/30 done on m1', stderrTail: '' });
-    expect(await status('eta')).toMatchObject({ done: 30, etaMs: 0 });
+    expect(record).toMatchObject({ host: 'm1', why: 'ok', exitCode: 0, stdoutTail: 'cluster 7/45 done on m1', stderrTail: '' });
+    expect(await status('eta')).toMatchObject({ done: 45, etaMs: 0 });
   }, 60_000);
 
   it('runs --worker clusters across runners the same way', async () => {
