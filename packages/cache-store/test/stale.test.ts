@@ -214,7 +214,7 @@ describe('a purge is never undone by a render that began before it', () => {
 describe('purgeAll across servers', () => {
   it('leaves no stale copy on another server that was flushed before the page\'s own', async () => {
     const memcached = [await startMemcached(), await startMemcached()];
-    // The purging store reaches the first server over a slow link: its flush comes 300 ms late.
+    // The purging store reaches the first server over a slow link: its first flush comes 1.5 s late.
     const slow = await startCuttableMemcached(memcached[0]?.address as string);
     const renderer = createPageStore(testConfig(memcached.map((m) => m.address), { gzip: false, grace: 300 }), STEADY);
     const purger = createPageStore(testConfig([slow.address, memcached[1]?.address as string], { gzip: false, grace: 300 }), STEADY);
@@ -228,11 +228,12 @@ describe('purgeAll across servers', () => {
       await purger.purgeAll(); // the servers hold flush tokens
       const internals = internalsOf(renderer) as PageStoreInternals;
       const claim = await internals.claim(renderer.keyFor(url(path)), true);
-      slow.delay(300);
+      slow.delay(1_500);
       const purging = purger.purgeAll();
       // The second server is flushed by now; the first is not, so the put's reads there see no flush.
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(await internals.putClaimed(url(path), '<p>rendered before purgeAll</p>', {}, claim.mark)).toMatchObject({ stored: true, stale: true });
+      slow.delay(0);
       expect((await purging).every((result) => result.ok)).toBe(true);
       expect([await renderer.get(url(path)), await renderer.get(url(path), { stale: true })]).toEqual([undefined, undefined]);
     } finally {
