@@ -41,6 +41,20 @@ export function locationsInMatchOrder(contentTypes: Readonly<Record<string, stri
   return cachedLocations(contentTypes).sort((a, b) => exact(b) - exact(a) || b.location.length - a.location.length);
 }
 
+// The order of a config's locations, worked out once: servedContentType runs on every request. A
+// config's contentTypes is frozen; an object that could still change is ordered at each call.
+const matchOrders = new WeakMap<Readonly<Record<string, string>>, readonly CachedLocation[]>();
+
+function matchOrderOf(contentTypes: Readonly<Record<string, string>>): readonly CachedLocation[] {
+  if (!Object.isFrozen(contentTypes)) return locationsInMatchOrder(contentTypes);
+  let order = matchOrders.get(contentTypes);
+  if (order === undefined) {
+    order = locationsInMatchOrder(contentTypes);
+    matchOrders.set(contentTypes, order);
+  }
+  return order;
+}
+
 /**
  * The Content-Type nginx serves a hit for this raw request target with, as the generated config
  * routes it: the first of `locationsInMatchOrder` that matches `$uri` (`/` for HTML). Undefined
@@ -51,7 +65,7 @@ export function servedContentType(contentTypes: Readonly<Record<string, string>>
   if (Object.keys(contentTypes).length === 0) return HTML_TYPE;
   const uri = nginxUri(target);
   if (uri === undefined) return undefined;
-  const served = locationsInMatchOrder(contentTypes).find(({ location }) =>
+  const served = matchOrderOf(contentTypes).find(({ location }) =>
     location.startsWith('= ') ? uri === location.slice(2) : uri.startsWith(location),
   );
   return served?.contentType ?? HTML_TYPE;
