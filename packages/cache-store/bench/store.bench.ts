@@ -63,7 +63,7 @@ hits, and the cost of grace. Each pair runs side by side in alternating rounds; 
   settings: [
     { name: 'BENCH_ROUNDS', kind: 'count', default: '3', about: 'rounds' },
     { name: 'BENCH_SECONDS', kind: 'count', default: '5', about: 'seconds per side and round' },
-    { name: 'BENCH_RENDERS', default: RENDERS.join(','), about: 'the miss-path rows to run, comma-separated' },
+    { name: 'BENCH_RENDERS', kind: 'list', choices: RENDERS, default: RENDERS.join(','), about: 'the miss-path rows to run, comma-separated' },
     { name: 'BENCH_PASS_MS', kind: 'number', zero: true, default: '0', about: 'ms of CPU a template pass costs, to compare runs with the same renders (0: calibrated here)' },
     { name: 'BENCH_TRACE_GC', default: 'off', about: 'a folder: also run each side with --trace-gc into DIR/ROW-SIDE.log and count its collections' },
   ],
@@ -74,12 +74,7 @@ const MISS_ONLY = args.has('--miss');
 const ROUNDS = SMOKE ? 1 : args.number('BENCH_ROUNDS', 3);
 const SECONDS = SMOKE ? 2 : args.number('BENCH_SECONDS', 5);
 const TRACE_DIR = args.text('BENCH_TRACE_GC');
-const CHOSEN = args.text('BENCH_RENDERS')?.split(',').map((name) => name.trim());
-const unknownRender = CHOSEN?.find((name) => !RENDERS.includes(name));
-if (unknownRender !== undefined) {
-  process.stderr.write(`pnpm bench:store: BENCH_RENDERS: expected some of ${RENDERS.join(', ')}, got "${unknownRender}"\n`);
-  process.exit(2);
-}
+const CHOSEN = args.list('BENCH_RENDERS');
 const CONNECTIONS = 32;
 const HOST = '127.0.0.1';
 const SIDE_SCRIPT = fileURLToPath(new URL('./side.ts', import.meta.url));
@@ -367,7 +362,8 @@ interface MissRow {
   readonly name: string;
   readonly label: string;
   readonly cost: RenderCost;
-  readonly target: number;
+  /** The ratio it should reach; none for a row that measures something else (the wait row: latency, not throughput). */
+  readonly target?: number;
   readonly load: Load;
 }
 
@@ -388,7 +384,8 @@ async function main(): Promise<void> {
       // One thread renders: 4 connections keep it busy. Fewer requests in flight when wrk stops, and
       // three times the seconds, keep a round's count of 20 ms requests to within 1%.
       { name: '20cpu', label: '20 ms CPU', cost: { passes: passes(20), waitMs: 0 }, target: 0.98, load: { connections: 4, seconds: SECONDS * 3 } },
-      { name: '20wait', label: '20 ms wait', cost: { passes: 1, waitMs: 20 }, target: 0.98, load: LOAD },
+      // No target: the app idles here, so the ratio shows the latency the claim adds, not the cache's CPU (the header).
+      { name: '20wait', label: '20 ms wait', cost: { passes: 1, waitMs: 20 }, load: LOAD },
     ];
     const [load1, load5] = loadavg();
     console.log(
@@ -411,7 +408,7 @@ async function main(): Promise<void> {
           const cpuRatio = alone.cpu / withCache.cpu;
           console.log(
             `miss path, render ${row.label}, gzip ${gzip ? 'on ' : 'off'}${row.load === LOAD ? '' : ` (wrk -c${row.load.connections}, ${row.load.seconds} s)`}: app alone ${fmt(alone.rate)} req/s, app + pageCache ${fmt(withCache.rate)} req/s ` +
-              `(${storedText(withCache)}) -> ratio ${ratio.toFixed(2)} (target >= ${row.target}; CPU per request alone / cached ${cpuRatio.toFixed(2)})\n    ${pair(alone, withCache)}`,
+              `(${storedText(withCache)}) -> ratio ${ratio.toFixed(2)} (${row.target === undefined ? '' : `target >= ${row.target}; `}CPU per request alone / cached ${cpuRatio.toFixed(2)})\n    ${pair(alone, withCache)}`,
           );
           if (SMOKE && !(withCache.stored && withCache.stored > 0)) failures.push(`${name}: no page stored`);
         }

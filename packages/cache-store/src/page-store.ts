@@ -279,6 +279,9 @@ export function internalsOf(store: PageStore): PageStoreInternals | undefined {
     : undefined;
 }
 
+/** Warnings of one kind are logged at most once per this many ms, unless `logIntervalMs` says otherwise. */
+export const DEFAULT_LOG_INTERVAL_MS = 10_000;
+
 const DEFAULTS = {
   connectTimeoutMs: 100,
   commandTimeoutMs: 250,
@@ -288,7 +291,7 @@ const DEFAULTS = {
   maxPendingPerServer: 1024,
   connectionsPerServer: 2,
   gzipLevel: 1,
-  logIntervalMs: 10_000,
+  logIntervalMs: DEFAULT_LOG_INTERVAL_MS,
   closeTimeoutMs: 2_000,
 };
 
@@ -300,7 +303,7 @@ const ITEM_OVERHEAD = 64;
 const PURGE_CONCURRENCY = 16;
 /** Pages a purge by tag removes at once: one tag may name thousands. */
 const TAG_PURGE_CONCURRENCY = 64;
-/** Index entries read in one get: a purge reads about 430 per tag per server, most of them missing. */
+/** Index entries read in one get: a purge reads 592 per tag per server, most of them missing. */
 const INDEX_READ_BATCH = 100;
 /** Tags whose md5 the store keeps, so a tag on every page (home) is hashed once. */
 const TAG_HASH_CACHE = 10_000;
@@ -654,6 +657,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     return {
       key,
       server,
+      slot,
       ttl,
       // The page's marker, the server's flush token and, when it is tagged, its tags' markers: one get.
       markKeys: [`${key}${MARK_SUFFIX}`, FLUSH_KEY, ...hashes.map(tagMarkKey)],
@@ -662,7 +666,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       length,
       flags: this.config.gzip ? BINARY_FLAG | GZIP_FLAG : BINARY_FLAG,
       prelude,
-      stale: stale === undefined ? undefined : { key: stale, prelude: stalePrelude },
+      stale: stale === undefined ? undefined : { key: stale, slot: staleSlot as ServerSlot, prelude: stalePrelude },
     };
   }
 
@@ -676,9 +680,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
    * time, so no two clocks need to agree.
    */
   private async write(put: PreparedPut): Promise<PutResult> {
-    const { key, server, ttl, markKeys, claimed, length, flags, stale } = put;
-    const slot = this.slots.get(server) as ServerSlot;
-    const staleSlot = stale === undefined ? undefined : (this.slots.get(this.ring.serverFor(stale.key)) as ServerSlot);
+    const { key, server, slot, ttl, markKeys, claimed, length, flags, stale } = put;
     const skip = (reason: SkipReason): PutResult => {
       this.metrics.recordSkipped(reason);
       return { stored: false, key, server, reason };
@@ -700,7 +702,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       ) {
         return { purged: 'before' as const };
       }
-      const staleWrite = stale === undefined ? undefined : this.setRaw(staleSlot as ServerSlot, stale.key, flags, ttl + this.config.grace, put.bytes, stale.prelude, length);
+      const staleWrite = stale === undefined ? undefined : this.setRaw(stale.slot, stale.key, flags, ttl + this.config.grace, put.bytes, stale.prelude, length);
       await sendSet(client, key, flags, ttl, put.bytes, put.prelude);
       const staleStored = (await staleWrite)?.ok === true;
       const after = await marksOf(client);
@@ -719,7 +721,7 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
       // A purge came in during the write: take back what was written before it.
       await Promise.all([
         this.deleteKey(slot, key),
-        stale !== undefined && result.staleStored && !result.soft ? this.deleteKey(staleSlot as ServerSlot, stale.key) : undefined,
+        stale !== undefined && result.staleStored && !result.soft ? this.deleteKey(stale.slot, stale.key) : undefined,
       ]);
       return skip('purged');
     }
@@ -729,7 +731,20 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
 
   /** Writes one copy with a run of its own. */
   private async setRaw(slot: ServerSlot, key: string, flags: number, ttl: number, page: PageBytes, prelude: string, bytes: number): Promise<Outcome<void>> {
-    const outcome = await slot.run((client) => sendSet(client, key, flags, ttl, page, prelude), true, 1, 'pages', bytes);
+    let ran = false;
+    const outcome = await slot.run(
+      (client) => {
+        ran = true;
+        return sendSet(client, key, flags, ttl, page, prelude);
+      },
+      true,
+      1,
+      'pages',
+      bytes,
+    );
+    // Refused before it ran (server down, busy): this set will not send the bytes, so it must not
+    // keep them alive until the page's own put has heard back from memcached.
+    if (!ran) page.sent();
     if (!outcome.ok && outcome.error && isReply(outcome.error)) slot.refused();
     return outcome;
   }
@@ -1053,6 +1068,8 @@ const CRLF = Buffer.from('\r\n');
 interface PreparedPut {
   readonly key: string;
   readonly server: string;
+  /** The server's slot, and below the stale key's: the servers nginx reads each from. */
+  readonly slot: ServerSlot;
   readonly ttl: number;
   readonly markKeys: string[];
   readonly claimed: PurgeMark | undefined;
@@ -1062,7 +1079,7 @@ interface PreparedPut {
   readonly flags: number;
   /** The index appends that go before the set. */
   readonly prelude: string;
-  readonly stale: { readonly key: string; readonly prelude: string } | undefined;
+  readonly stale: { readonly key: string; readonly slot: ServerSlot; readonly prelude: string } | undefined;
 }
 
 /**
@@ -1161,6 +1178,7 @@ async function sendSet(client: MemcacheClient, key: string, flags: number, ttl: 
 
 /** `options.soft`, checked: a value such as "yes" would otherwise purge both copies without a word. */
 function softOf(options: PurgeOptions): boolean {
+  if (typeof options !== 'object' || options === null) throw new CacheStoreOptionError('options', 'an object such as { soft: true }', options);
   const soft: unknown = options.soft;
   if (soft !== undefined && typeof soft !== 'boolean') throw new CacheStoreOptionError('soft', 'true or false', soft);
   return soft === true;

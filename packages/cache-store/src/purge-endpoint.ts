@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CacheStoreOptionError, PageTagError } from './errors.js';
-import { internalsOf, type PageStore, type TagPurge } from './page-store.js';
+import { DEFAULT_LOG_INTERVAL_MS, internalsOf, type PageStore, type TagPurge } from './page-store.js';
 import { describeError, WarningLog } from './warnings.js';
 
 /** The environment variable `purgeHandler` reads the shared secret from when config.purgeSecret is unset. */
@@ -45,7 +45,7 @@ export function purgeHandler(store: PageStore, options: PurgeHandlerOptions = {}
   }
   const expected = digest(secret);
   // A store not made by createPageStore has no logger of ours: the console, at the default interval.
-  const warnings = internalsOf(store)?.warnings ?? new WarningLog(console, 10_000);
+  const warnings = internalsOf(store)?.warnings ?? new WarningLog(console, DEFAULT_LOG_INTERVAL_MS);
   return async (req, res) => {
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       if (res.headersSent) return void res.end();

@@ -32,6 +32,10 @@ export function tagProblem(tag: unknown): string | undefined {
  * @throws PageTagError naming the first tag at fault.
  */
 export function checkTags(tags: string | Iterable<string>): string[] {
+  // From JavaScript anything can come: a number or null would otherwise fail as "not iterable".
+  if (typeof tags !== 'string' && (typeof tags !== 'object' || tags === null || !(Symbol.iterator in tags))) {
+    throw new PageTagError(tags, 'expected a tag or a list of tags');
+  }
   const list = [...new Set(typeof tags === 'string' ? [tags] : tags)];
   if (list.length === 0) throw PageTagError.none();
   for (const tag of list) {

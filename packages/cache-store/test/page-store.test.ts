@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { gunzipSync } from 'node:zlib';
 import { cacheKey } from '@sitecache/cache-key';
 import { ConfigError, parseConfig, type SitecacheConfig } from '@sitecache/config';
-import { GZIP_FLAG } from '@sitecache/nginx-model';
+import { GZIP_FLAG, staleKeyConfig } from '@sitecache/nginx-model';
 import { freePort, memcachedGet, startMemcached, type MemcachedServer } from '@sitecache/test-services';
 import {
   CacheStoreOptionError,
@@ -386,23 +386,74 @@ describe('the memory a put holds', () => {
     const store = createPageStore(siteConfig([held.address], { gzip: false }), { ...STEADY, connectionsPerServer: 1 });
     const key = cacheKey(`https://${HOST}/held`);
     try {
-      let page: WeakRef<Buffer> | undefined;
+      // Memory of its own (not a slice of Node's shared pool), watched as such: the store keeps a
+      // view of the caller's bytes, not the caller's Buffer object.
+      const html = `<p>held page</p>${'x'.repeat(20_000)}`;
+      let memory: WeakRef<ArrayBuffer> | undefined;
       const put = ((): Promise<PutResult> => {
-        const body = Buffer.from('<p>held page</p>');
-        page = new WeakRef(body);
+        const body = Buffer.from(html);
+        memory = new WeakRef(body.buffer as ArrayBuffer);
         return store.put(`https://${HOST}/held`, body);
       })();
       await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`), 'the marker to be read');
       held.answer('END\r\n');
-      await eventually(() => held.received().endsWith('<p>held page</p>\r\n'), 'the set to reach memcached');
+      await eventually(() => held.received().endsWith(`${html}\r\n`), 'the set to reach memcached');
       // A WeakRef holds its target to the end of the task that read it: collect in a later one.
       await new Promise((resolve) => setImmediate(resolve));
       collect();
-      expect(page?.deref()).toBeUndefined();
+      expect(memory?.deref()).toBeUndefined();
       held.answer('STORED\r\n');
       await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`) && held.received().split(`get ${key}.purged sitecache:flushed`).length === 3, 'the marker to be read again');
       held.answer('END\r\n');
-      expect(await put).toMatchObject({ stored: true, bytes: '<p>held page</p>'.length });
+      expect(await put).toMatchObject({ stored: true, bytes: html.length });
+    } finally {
+      await store.close();
+      await held.stop();
+    }
+  });
+
+  it('lets go of the page once its set went out, though its stale copy\'s server is down and that set never ran', async () => {
+    const held = await startHeldMemcached();
+    const down = `127.0.0.1:${await freePort()}`;
+    const config = siteConfig([held.address, down], { gzip: false, grace: 300 });
+    const store = createPageStore(config, { ...STEADY, connectionsPerServer: 1, retryIntervalMs: 60_000, logger: { warn: () => undefined } });
+    // Pages on the held server whose stale copies go to the server that is down.
+    const [first, second] = Array.from({ length: 400 }, (_, i) => `https://${HOST}/split/${i}`).filter(
+      (page) => store.serverFor(store.keyFor(page)) === held.address && store.serverFor(cacheKey(page, staleKeyConfig(config))) === down,
+    );
+    const reads = (): number => held.received().split(' sitecache:flushed\r\n').length - 1;
+    const answerPut = async (page: string, html: string, readsBefore: number): Promise<void> => {
+      await eventually(() => reads() === readsBefore + 1, 'the marker to be read');
+      held.answer('END\r\n');
+      await eventually(() => held.received().endsWith(`${html}\r\n`), 'the set to reach memcached');
+    };
+    try {
+      // The first put's stale copy meets the server down: the store leaves that server alone a while.
+      const one = store.put(first as string, '<p>first</p>');
+      await answerPut(first as string, '<p>first</p>', 0);
+      held.answer('STORED\r\n');
+      await eventually(() => reads() === 2, 'the marker to be read again');
+      held.answer('END\r\n');
+      expect(await one).toMatchObject({ stored: true, stale: false });
+
+      // The second put's stale set is refused before it runs; the page's set went out. The page is
+      // large enough to have memory of its own (not a slice of Node's shared pool), watched as such:
+      // the store keeps a view of the caller's bytes, not the caller's Buffer object.
+      const html = `<p>second</p>${'x'.repeat(20_000)}`;
+      let memory: WeakRef<ArrayBuffer> | undefined;
+      const two = ((): Promise<PutResult> => {
+        const bytes = Buffer.from(html);
+        memory = new WeakRef(bytes.buffer as ArrayBuffer);
+        return store.put(second as string, bytes);
+      })();
+      await answerPut(second as string, html, 2);
+      await new Promise((resolve) => setImmediate(resolve));
+      collect();
+      expect(memory?.deref()).toBeUndefined();
+      held.answer('STORED\r\n');
+      await eventually(() => reads() === 4, 'the marker to be read again');
+      held.answer('END\r\n');
+      expect(await two).toMatchObject({ stored: true, stale: false });
     } finally {
       await store.close();
       await held.stop();

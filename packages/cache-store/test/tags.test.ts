@@ -95,6 +95,11 @@ describe('tagged pages', () => {
     await expect(store.purgeTags('soft-checked', yes)).rejects.toThrow(new CacheStoreOptionError('soft', 'true or false', 'yes'));
     await expect(store.purge(url('/soft-checked'), yes)).rejects.toThrow('Invalid cache-store option "soft": expected true or false, got "yes"');
     await expect(store.purge(url('/soft-checked'), yes)).rejects.toThrow(CacheStoreOptionError);
+    // Nor options that are not an object, or tags that are not a tag or a list of them.
+    const none = null as unknown as { soft: boolean };
+    await expect(store.purge(url('/soft-checked'), none)).rejects.toThrow(new CacheStoreOptionError('options', 'an object such as { soft: true }', null));
+    await expect(store.purgeTags(42 as unknown as string)).rejects.toThrow(new PageTagError(42, 'expected a tag or a list of tags'));
+    await expect(store.purgeTags(null as unknown as string)).rejects.toThrow('Invalid tag null: expected a tag or a list of tags');
     expect(await store.get(url('/soft-checked'))).toBeDefined();
     expect(await store.get(url('/soft-checked'), { stale: true })).toBeDefined();
   });
