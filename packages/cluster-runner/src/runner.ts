@@ -180,7 +180,13 @@ async function run(settings: RunSettings, log: string, startedAt: number): Promi
     // then the output folders; the refusal is what the caller learns, whatever the clean-up meets.
     await opening?.close();
     await writer?.close();
-    if (oldLog !== null) renameSync(oldLog, log);
+    if (oldLog !== null) {
+      try {
+        renameSync(oldLog, log);
+      } catch {
+        // Left where it is (its name ends in the time it was set aside): the refusal is the error.
+      }
+    }
     outputFolder?.undo();
     throw error;
   }
