@@ -47,7 +47,8 @@
 // prints the table (under a minute; its chart goes to the temp folder). --svg <path>: where the
 // chart goes (default examples/site/docs/bench-site.svg). BENCH_ROUNDS (3), BENCH_SECONDS (30),
 // BENCH_WARMUP (10), BENCH_PAGES (20000), BENCH_SETUPS: a comma list of sitecache, varnish,
-// proxy_cache, varnish-plain, proxy_cache-plain (default all).
+// proxy_cache, varnish-plain, proxy_cache-plain (default: every setup; a name not among them stops
+// the bench before it starts).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -75,6 +76,8 @@ import {
 import { CACHE_CONTROL, renderPage } from './page.js';
 
 const run = promisify(execFile);
+/** The setups, by the names BENCH_SETUPS picks them with (each {@link Setup}'s key, checked in main). */
+const SETUP_KEYS = ['sitecache', 'varnish', 'proxy_cache', 'varnish-plain', 'proxy_cache-plain'];
 const args = benchArgs({
   command: 'pnpm bench:site',
   about: `
@@ -91,7 +94,7 @@ Prints req/s, latency, hit ratios, renders and pages held per setup, and draws t
     { name: 'BENCH_WARMUP', kind: 'count', zero: true, default: '10', about: 'seconds of warm-up per setup (0: none)' },
     { name: 'BENCH_SECONDS', kind: 'count', default: '30', about: 'seconds measured per setup' },
     { name: 'BENCH_PAGES', kind: 'count', default: '20000', about: 'distinct pages (URLs)' },
-    { name: 'BENCH_SETUPS', default: 'all', about: 'the setups to run, comma-separated: sitecache, varnish, varnish-plain, proxy_cache, proxy_cache-plain' },
+    { name: 'BENCH_SETUPS', kind: 'list', choices: SETUP_KEYS, default: 'every setup', about: 'the setups to run, comma-separated' },
   ],
 });
 const SMOKE = args.has('--smoke');
@@ -499,9 +502,10 @@ function pageSizes(): string {
 }
 
 async function main(): Promise<void> {
-  const chosen = args.text('BENCH_SETUPS')?.split(',').map((s) => s.trim()) ?? SETUPS.map((s) => s.key);
+  // The usage's choices must be the setups' keys, or a name it accepts would run nothing.
+  if (SETUPS.map((s) => s.key).sort().join() !== [...SETUP_KEYS].sort().join()) throw new Error(`SETUP_KEYS (${SETUP_KEYS.join(', ')}) are not the setups' keys`);
+  const chosen = args.list('BENCH_SETUPS') ?? SETUP_KEYS;
   const setups = SETUPS.filter((s) => chosen.includes(s.key));
-  if (setups.length === 0) throw new Error(`BENCH_SETUPS names none of ${SETUPS.map((s) => s.key).join(', ')}`);
   console.log(`bench:site${SMOKE ? ' --smoke' : ''}  ${new Date().toISOString()}`);
   console.log(`${await versions()}`);
   console.log(`${PAGES.toLocaleString('en-US')} URLs, Zipf s = 1, ${WARMUP} s warm-up + ${SECONDS} s measured per setup, ${ROUNDS} round(s), 2 app processes rendering in 5 ms, ${MEMORY_MB} MB per cache`);

@@ -18,12 +18,14 @@ export interface BenchSetting {
   readonly default: string;
   /**
    * What it holds, checked before the benchmark starts: a whole number of 1 or more (`count`), a
-   * number above zero (`number`), `0` or `1` (`switch`), or a JSON object. Without a kind the text
-   * is the benchmark's to read.
+   * number above zero (`number`), `0` or `1` (`switch`), a JSON object, or a comma-separated list
+   * of some of its `choices` (`list`). Without a kind the text is the benchmark's to read.
    */
-  readonly kind?: 'count' | 'number' | 'switch' | 'json';
+  readonly kind?: 'count' | 'number' | 'switch' | 'json' | 'list';
   /** A count or number that may also be 0, which means what `about` says (no warm-up, say). */
   readonly zero?: true;
+  /** The values a `list` may hold, as the help shows them (a list setting must have them). */
+  readonly choices?: readonly string[];
 }
 
 export interface BenchUsage {
@@ -49,6 +51,8 @@ export interface BenchArgs {
   on(setting: `BENCH_${string}`, fallback: boolean): boolean;
   /** A declared JSON setting, parsed; undefined when it is not set. */
   json(setting: `BENCH_${string}`): Record<string, unknown> | undefined;
+  /** A declared list setting: the choices it names, each once, in the order given; undefined when it is not set. */
+  list(setting: `BENCH_${string}`): readonly string[] | undefined;
 }
 
 /** A benchmark's command line that it cannot run with; the message names the flag or setting. */
@@ -65,15 +69,19 @@ export function benchHelp(usage: BenchUsage): string {
   flags.forEach((flag, i) => lines.push(`  ${(flagNames[i] as string).padEnd(width)}${flag.about}`));
   if (usage.settings.length > 0) {
     lines.push('', 'Environment:');
-    for (const setting of usage.settings) lines.push(`  ${setting.name.padEnd(width)}${setting.about} (default: ${setting.default})`);
+    for (const setting of usage.settings) {
+      const choices = setting.kind === 'list' ? `one or more of ${(setting.choices ?? []).join(', ')}; ` : '';
+      lines.push(`  ${setting.name.padEnd(width)}${setting.about} (${choices}default: ${setting.default})`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }
 
 /**
  * Checks `argv` and `env` against `usage`. Throws {@link BenchUsageError} for an unknown flag, a
- * flag without its value, or a numeric setting that is not a number above zero, all before the
- * benchmark starts anything. Returns null when --help was asked for.
+ * flag without its value (or with an empty one), a numeric setting that is not a number above
+ * zero, or a list naming a value not among its choices, all before the benchmark starts anything.
+ * Returns null when --help was asked for.
  */
 export function parseBenchArgs(usage: BenchUsage, argv: readonly string[], env: NodeJS.ProcessEnv): BenchArgs | null {
   const known = new Map(usage.flags.map((flag) => [flag.name as string, flag]));
@@ -90,11 +98,13 @@ export function parseBenchArgs(usage: BenchUsage, argv: readonly string[], env: 
       continue;
     }
     const value = inline ?? argv[++i];
-    if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new BenchUsageError(`${name} needs a value: ${name} ${flag.value}`);
+    if (value === undefined || value === '' || (inline === undefined && value.startsWith('--'))) throw new BenchUsageError(`${name} needs a value: ${name} ${flag.value}`);
     given.set(name, value);
   }
   const values = new Map<string, { kind: BenchSetting['kind']; value: unknown }>();
   for (const setting of usage.settings) {
+    // A list without its choices is the benchmark's own bug, found whether or not the setting is set.
+    if (setting.kind === 'list' && (setting.choices === undefined || setting.choices.length === 0)) throw new Error(`${setting.name} is a list setting without its choices in the benchmark's usage`);
     const text = env[setting.name] === '' ? undefined : env[setting.name];
     values.set(setting.name, { kind: setting.kind, value: text === undefined ? undefined : settingValue(setting, text) });
   }
@@ -114,6 +124,7 @@ export function parseBenchArgs(usage: BenchUsage, argv: readonly string[], env: 
     number: (setting, fallback) => (read(setting, values.get(setting)?.kind === 'count' ? 'count' : 'number') as number | undefined) ?? fallback,
     on: (setting, fallback) => (read(setting, 'switch') as boolean | undefined) ?? fallback,
     json: (setting) => read(setting, 'json') as Record<string, unknown> | undefined,
+    list: (setting) => read(setting, 'list') as readonly string[] | undefined,
   };
 }
 
@@ -145,6 +156,16 @@ function settingValue(setting: BenchSetting, text: string): unknown {
       }
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BenchUsageError(`${setting.name}: expected a JSON object, got "${text}"`);
       return value;
+    }
+    case 'list': {
+      const choices = setting.choices ?? [];
+      const names = text.split(',').map((name) => name.trim());
+      const wrong = names.find((name) => !choices.includes(name));
+      if (wrong !== undefined) {
+        const got = wrong === '' ? `an empty name in "${text}"` : `"${wrong}"`;
+        throw new BenchUsageError(`${setting.name}: expected a comma-separated list of ${choices.join(', ')}, got ${got}`);
+      }
+      return [...new Set(names)];
     }
   }
 }

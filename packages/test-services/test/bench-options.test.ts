@@ -18,7 +18,8 @@ const usage: BenchUsage = {
     { name: 'BENCH_PASS_MS', kind: 'number', zero: true, default: '0', about: 'ms a pass costs (0: calibrated)' },
     { name: 'BENCH_PIN', kind: 'switch', default: '1', about: '0: no taskset' },
     { name: 'BENCH_OPTIONS', kind: 'json', default: '{}', about: 'render options' },
-    { name: 'BENCH_SETUPS', default: 'all', about: 'setups' },
+    { name: 'BENCH_LABEL', default: 'none', about: 'a label' },
+    { name: 'BENCH_SETUPS', kind: 'list', choices: ['sitecache', 'varnish', 'proxy_cache'], default: 'every setup', about: 'setups' },
   ],
 };
 
@@ -28,7 +29,8 @@ describe('a benchmark command line', () => {
       BENCH_ROUNDS: '5',
       BENCH_PIN: '0',
       BENCH_OPTIONS: '{"memcachedBufferSize":"64k"}',
-      BENCH_SETUPS: 'a,b',
+      BENCH_LABEL: 'a,b',
+      BENCH_SETUPS: 'varnish, sitecache',
     });
     expect(args).not.toBeNull();
     expect(args?.has('--smoke')).toBe(true);
@@ -38,7 +40,9 @@ describe('a benchmark command line', () => {
     expect(parseBenchArgs(usage, [], { BENCH_PASS_MS: '0.045' })?.number('BENCH_PASS_MS', 0)).toBe(0.045);
     expect(args?.on('BENCH_PIN', true)).toBe(false);
     expect(args?.json('BENCH_OPTIONS')).toEqual({ memcachedBufferSize: '64k' });
-    expect(args?.text('BENCH_SETUPS')).toBe('a,b');
+    expect(args?.text('BENCH_LABEL')).toBe('a,b');
+    expect(args?.list('BENCH_SETUPS')).toEqual(['varnish', 'sitecache']);
+    expect(parseBenchArgs(usage, [], { BENCH_SETUPS: 'proxy_cache,proxy_cache' })?.list('BENCH_SETUPS')).toEqual(['proxy_cache']);
     expect(parseBenchArgs(usage, ['--svg=x.svg'], {})?.value('--svg')).toBe('x.svg');
   });
 
@@ -48,12 +52,17 @@ describe('a benchmark command line', () => {
     expect(args?.number('BENCH_ROUNDS', 3)).toBe(3);
     expect(args?.on('BENCH_PIN', true)).toBe(true);
     expect(args?.json('BENCH_OPTIONS')).toBeUndefined();
+    expect(args?.list('BENCH_SETUPS')).toBeUndefined();
+    expect(parseBenchArgs(usage, [], { BENCH_SETUPS: '' })?.list('BENCH_SETUPS')).toBeUndefined();
   });
 
   it.each([
     [['--smok'], {}, 'unknown option "--smok" (--help lists the options)'],
     [['--svg'], {}, '--svg needs a value: --svg FILE'],
     [['--svg', '--smoke'], {}, '--svg needs a value: --svg FILE'],
+    [['--svg='], {}, '--svg needs a value: --svg FILE'],
+    [['--svg', ''], {}, '--svg needs a value: --svg FILE'],
+    [['--svg', '', '--smoke'], {}, '--svg needs a value: --svg FILE'],
     [['--smoke=1'], {}, '--smoke takes no value, got "1"'],
     [[], { BENCH_ROUNDS: 'three' }, 'BENCH_ROUNDS: expected a whole number of 1 or more, got "three"'],
     [[], { BENCH_ROUNDS: '0' }, 'BENCH_ROUNDS: expected a whole number of 1 or more, got "0"'],
@@ -63,6 +72,9 @@ describe('a benchmark command line', () => {
     [[], { BENCH_PIN: 'no' }, 'BENCH_PIN: expected 0 or 1, got "no"'],
     [[], { BENCH_OPTIONS: '{bad' }, 'BENCH_OPTIONS: expected a JSON object, got "{bad"'],
     [[], { BENCH_OPTIONS: '[1]' }, 'BENCH_OPTIONS: expected a JSON object, got "[1]"'],
+    [[], { BENCH_SETUPS: 'sitecache,varnsh' }, 'BENCH_SETUPS: expected a comma-separated list of sitecache, varnish, proxy_cache, got "varnsh"'],
+    [[], { BENCH_SETUPS: 'all' }, 'BENCH_SETUPS: expected a comma-separated list of sitecache, varnish, proxy_cache, got "all"'],
+    [[], { BENCH_SETUPS: 'sitecache,' }, 'BENCH_SETUPS: expected a comma-separated list of sitecache, varnish, proxy_cache, got an empty name in "sitecache,"'],
   ])('refuses %j with %j before anything starts, naming it', (argv, env, message) => {
     expect(() => parseBenchArgs(usage, argv, env)).toThrow(new BenchUsageError(message));
   });
@@ -72,7 +84,8 @@ describe('a benchmark command line', () => {
     expect(parseBenchArgs(usage, ['-h'], { BENCH_ROUNDS: 'bad' })).toBeNull();
     const help = benchHelp(usage);
     expect(help.startsWith('Usage: pnpm bench:demo [options]\n\nWhat it measures.\n')).toBe(true);
-    for (const line of ['  --smoke', '  --svg FILE', '  --help', '  BENCH_ROUNDS', 'rounds (default: 3)', 'setups (default: all)']) expect(help).toContain(line);
+    for (const line of ['  --smoke', '  --svg FILE', '  --help', '  BENCH_ROUNDS', 'rounds (default: 3)', 'a label (default: none)']) expect(help).toContain(line);
+    expect(help).toContain('setups (one or more of sitecache, varnish, proxy_cache; default: every setup)');
   });
 
   it('throws on a setting read that the usage does not declare: the help would not list it', () => {
@@ -80,6 +93,14 @@ describe('a benchmark command line', () => {
     expect(() => args?.number('BENCH_SECONDS', 1)).toThrow('BENCH_SECONDS is not declared as a number setting');
     expect(() => args?.on('BENCH_ROUNDS', true)).toThrow('BENCH_ROUNDS is not declared as a switch setting');
     expect(() => args?.text('BENCH_ROUNDS')).toThrow('BENCH_ROUNDS is not declared as a text setting');
+    expect(() => args?.text('BENCH_SETUPS')).toThrow('BENCH_SETUPS is not declared as a text setting');
+    expect(() => args?.list('BENCH_LABEL')).toThrow('BENCH_LABEL is not declared as a list setting');
+  });
+
+  it('throws on a list setting declared without its choices: nothing could be checked against it', () => {
+    const bad: BenchUsage = { ...usage, settings: [{ name: 'BENCH_SETUPS', kind: 'list', default: 'every setup', about: 'setups' }] };
+    expect(() => parseBenchArgs(bad, [], {})).toThrow('BENCH_SETUPS is a list setting without its choices');
+    expect(() => parseBenchArgs(bad, [], {})).not.toThrow(BenchUsageError);
   });
 });
 
