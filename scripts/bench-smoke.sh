@@ -23,7 +23,7 @@ run bench:key pnpm exec tsx packages/cache-key/bench/key.bench.ts --smoke
 run bench:hit pnpm exec tsx packages/nginx-conf/bench/hit.bench.ts --smoke
 run bench:store pnpm exec tsx packages/cache-store/bench/store.bench.ts --smoke
 run bench:tags pnpm exec tsx packages/cache-store/bench/tags.bench.ts --smoke
-run bench:runner bash -c 'cd packages/cluster-runner && pnpm run --silent bench --smoke'
+run bench:runner pnpm exec tsx packages/cluster-runner/bench/index.ts --smoke
 run bench:site pnpm exec tsx examples/site/bench/site.bench.ts --smoke
 
 if [ ${#failed[@]} -gt 0 ]; then
