@@ -66,7 +66,10 @@ describe('pageCache under fuzzed request targets and Host headers', () => {
     process.on('uncaughtException', onEscape);
     process.on('unhandledRejection', onEscape);
     memcached = await startMemcached();
-    cache = pageCache(testConfig([memcached.address], { hosts: [HOST, '*.wild.test', '[::1]'] }), STEADY);
+    // Without single flight: the app echoes the Host header as sent, and a request that found the
+    // render lock of an earlier spelling of the same page (its store still in flight) would answer
+    // with that page, rightly for a cache but not the echo this property compares.
+    cache = pageCache(testConfig([memcached.address], { hosts: [HOST, '*.wild.test', '[::1]'] }), { ...STEADY, singleFlight: false });
     withCache = await listen((req, res) => cache(req, res, () => app(req, res)));
     without = await listen(app);
   });

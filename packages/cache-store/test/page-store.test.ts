@@ -376,6 +376,24 @@ describe('a page store when memcached fails', () => {
 
 describe('the memory a put holds', () => {
   /** A full collection, as V8 makes when its old generation fills (jest's VM hides --expose-gc's gc). */
+  /** `html` in memory of its own: Buffer.from(string) takes it from a shared pool (64 KB on Node 24). */
+  const ownMemory = (html: string): Buffer => {
+    const bytes = Buffer.alloc(Buffer.byteLength(html));
+    bytes.write(html);
+    return bytes;
+  };
+
+  /**
+   * Until `memory` is collected, while memcached still has not answered: the socket lets go of the
+   * bytes once its write completes, a little after memcached has them. A WeakRef keeps its target
+   * to the end of the task that read it, so each check collects in a task of its own.
+   */
+  const collected = (memory: WeakRef<ArrayBuffer> | undefined): Promise<void> =>
+    eventually(() => {
+      collect();
+      return memory?.deref() === undefined;
+    }, 'the page\'s memory to be collected', 3_000);
+
   const collect = (): void => {
     setFlagsFromString('--expose-gc');
     (runInNewContext('gc') as () => void)();
@@ -386,22 +404,19 @@ describe('the memory a put holds', () => {
     const store = createPageStore(siteConfig([held.address], { gzip: false }), { ...STEADY, connectionsPerServer: 1 });
     const key = cacheKey(`https://${HOST}/held`);
     try {
-      // Memory of its own (not a slice of Node's shared pool), watched as such: the store keeps a
-      // view of the caller's bytes, not the caller's Buffer object.
+      // Memory of its own, watched as such: the store keeps a view of the caller's bytes, not the
+      // caller's Buffer object.
       const html = `<p>held page</p>${'x'.repeat(20_000)}`;
       let memory: WeakRef<ArrayBuffer> | undefined;
       const put = ((): Promise<PutResult> => {
-        const body = Buffer.from(html);
+        const body = ownMemory(html);
         memory = new WeakRef(body.buffer as ArrayBuffer);
         return store.put(`https://${HOST}/held`, body);
       })();
       await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`), 'the marker to be read');
       held.answer('END\r\n');
       await eventually(() => held.received().endsWith(`${html}\r\n`), 'the set to reach memcached');
-      // A WeakRef holds its target to the end of the task that read it: collect in a later one.
-      await new Promise((resolve) => setImmediate(resolve));
-      collect();
-      expect(memory?.deref()).toBeUndefined();
+      await collected(memory);
       held.answer('STORED\r\n');
       await eventually(() => held.received().endsWith(`get ${key}.purged sitecache:flushed\r\n`) && held.received().split(`get ${key}.purged sitecache:flushed`).length === 3, 'the marker to be read again');
       held.answer('END\r\n');
@@ -436,20 +451,18 @@ describe('the memory a put holds', () => {
       held.answer('END\r\n');
       expect(await one).toMatchObject({ stored: true, stale: false });
 
-      // The second put's stale set is refused before it runs; the page's set went out. The page is
-      // large enough to have memory of its own (not a slice of Node's shared pool), watched as such:
-      // the store keeps a view of the caller's bytes, not the caller's Buffer object.
+      // The second put's stale set is refused before it runs; the page's set went out. The page has
+      // memory of its own, watched as such: the store keeps a view of the caller's bytes, not the
+      // caller's Buffer object.
       const html = `<p>second</p>${'x'.repeat(20_000)}`;
       let memory: WeakRef<ArrayBuffer> | undefined;
       const two = ((): Promise<PutResult> => {
-        const bytes = Buffer.from(html);
+        const bytes = ownMemory(html);
         memory = new WeakRef(bytes.buffer as ArrayBuffer);
         return store.put(second as string, bytes);
       })();
       await answerPut(second as string, html, 2);
-      await new Promise((resolve) => setImmediate(resolve));
-      collect();
-      expect(memory?.deref()).toBeUndefined();
+      await collected(memory);
       held.answer('STORED\r\n');
       await eventually(() => reads() === 4, 'the marker to be read again');
       held.answer('END\r\n');
