@@ -803,6 +803,14 @@ class MemcachedPageStore implements PageStore, PageStoreInternals {
     );
     if (!outcome.ok) return { lock: 'unknown', mark: { unread: outcome.reason } };
     const [locked, mark] = outcome.value;
+    // The run itself never fails (allSettled): a command that did is the server's failure all the
+    // same, counted and backed off from as any other, or a dead server would go unseen.
+    const failure = [locked, mark].find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure !== undefined && !this.closed) {
+      const error = failure.reason instanceof Error ? failure.reason : new Error(String(failure.reason));
+      if (isReply(error)) slot.refused();
+      else slot.fail(error);
+    }
     return { lock: locked.status === 'fulfilled' ? locked.value : 'unknown', mark: mark.status === 'fulfilled' ? mark.value : { unread: 'memcached-error' } };
   }
 

@@ -111,10 +111,13 @@ describe('memcached faults while requests flow through nginx', () => {
 
   it('answers every request 200 while a memcached is killed, none waiting for it, and stores there again once it is back', async () => {
     const victim = site.memcached[0] as MemcachedServer;
+    const errorsBefore = cache.metrics.snapshot().errorsByServer[victim.address] ?? 0;
     const result = await flow((path) => site.request(path), paths, () => victim.process.signal('SIGKILL'));
     expectAllServed(result);
     expect(result.hits).toBeGreaterThan(0);
     expect(victim.process.alive()).toBe(false);
+    // Seen as the server's failure, whichever command met it first (a render's claim, most often).
+    expect(cache.metrics.snapshot().errorsByServer[victim.address] ?? 0).toBeGreaterThan(errorsBefore);
 
     await victim.restart();
     await storedAgainOn(victim, '/after-restart');
